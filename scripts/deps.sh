@@ -1,0 +1,33 @@
+#!/bin/sh
+# Install the Debian packages a make target needs, when they are missing.
+# Usage: scripts/deps.sh GROUP...   (groups: build src kernel testbed)
+set -eu
+
+pkgs_build="build-essential pkg-config python3 ninja-build meson
+    libglib2.0-dev libpixman-1-dev libfdt-dev zlib1g-dev ccache git
+    seabios ipxe-qemu qemu-system-data"
+pkgs_src="dpkg-dev"
+pkgs_kernel="linux-source-6.12 bc bison flex libelf-dev libssl-dev xz-utils
+    cpio"
+pkgs_testbed="qemu-system-x86 strace"
+
+want=""
+for group in "$@"; do
+    eval "want=\"\$want \$pkgs_$group\""
+done
+
+missing=""
+for p in $want; do
+    dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null | grep -q '^install ok installed$' ||
+        missing="$missing $p"
+done
+[ -z "$missing" ] && exit 0
+
+echo "deps: installing$missing"
+if [ "$(id -u)" != 0 ]; then
+    echo "deps: installing packages needs root (apt-get); run as root or install:$missing" >&2
+    exit 1
+fi
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -q >/dev/null
+apt-get install -y -q --no-install-recommends $missing >/dev/null
