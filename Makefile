@@ -47,8 +47,8 @@ export:
 checkpatch: tree
 	@scripts/checkpatch.sh $(TREE)
 
-check-roundtrip: tree
-	@tests/scripts/roundtrip.sh $(TREE)
+check-roundtrip: deps
+	@tests/scripts/roundtrip.sh
 
 check-qtest: build
 	@scripts/qtest.sh $(OBJ) $(QTEST_EXCLUDE)

@@ -9,6 +9,8 @@
 # that was not exported, it is left alone and assembly stops.
 #
 # Usage: scripts/assemble.sh TREE [--force]
+#        scripts/assemble.sh TREE --stamp   (after export: TREE holds the
+#                                           series as the repo now has it)
 set -eu
 
 die() {
@@ -53,6 +55,11 @@ export GIT_COMMITTER_EMAIL="assemble@qemu-iommufd.invalid"
 git_tree() {
     git -C "$tree" -c core.autocrlf=false -c advice.detachedHead=false "$@"
 }
+
+if [ "$force" = --stamp ]; then
+    printf '%s\n%s\n%s\n' "$base" "$(git_tree rev-parse HEAD)" "$key" > "$stamp"
+    exit 0
+fi
 
 if [ -f "$stamp" ] && [ "$(sed -n 1p "$stamp")" = "$base" ]; then
     head=$(git_tree rev-parse HEAD)

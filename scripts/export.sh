@@ -17,8 +17,10 @@ die() {
 repo=$(cd "$(dirname "$0")/.." && pwd)
 tree=${1:?usage: export.sh TREE}
 [ -d "$tree/.git" ] || die "$tree is not an assembled tree; run 'make tree' first"
+# A fixed abbreviation keeps the index lines of the patches independent
+# of the size of the tree they were exported from.
 git_tree() {
-    git -C "$tree" "$@"
+    git -C "$tree" -c core.abbrev=12 "$@"
 }
 git_tree rev-parse -q --verify headers >/dev/null ||
     die "$tree has no 'headers' tag"
@@ -76,4 +78,6 @@ done < "$tmp/new"
 for f in $old_new_files; do
     grep -Fxq "$f" "$tmp/new" || { rm -f "$repo/$f"; echo "export: removed $f" >&2; }
 done
+# The tree now holds what the repository says: no need to reassemble.
+"$repo/scripts/assemble.sh" "$tree" --stamp
 echo "export: $n patches, $(wc -l < "$tmp/new") new files written to $repo" >&2

@@ -1,0 +1,502 @@
+/*
+ * VFIO devices over the device cdev and an iommufd backend
+ *
+ * A device is opened as /dev/vfio/devices/vfioN (or passed as an fd),
+ * bound to the iommufd of an "iommufd" backend object and attached to an
+ * I/O address space (IOAS) of that object.  Every device of one guest
+ * address space and one backend object shares one IOAS, which the
+ * container's MemoryListener fills with guest RAM.
+ *
+ * The iommufd ioctls themselves live in backends/iommufd.c; this file
+ * holds the policy and the VFIO device ioctls.
+ *
+ * Copyright (c) 2026 The qemu-iommufd developers
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+
+#include "qemu/osdep.h"
+#include <sys/ioctl.h>
+#include <sys/sysmacros.h>
+#include <linux/vfio.h>
+
+#include "hw/vfio/vfio-common.h"
+#include "qapi/error.h"
+#include "qemu/error-report.h"
+#include "exec/ram_addr.h"
+#include "sysemu/iommufd.h"
+#include "trace.h"
+
+typedef struct VFIOIOMMUFDContainer {
+    VFIOContainer bcontainer;
+    IOMMUFDBackend *be;
+    uint32_t ioas_id;
+} VFIOIOMMUFDContainer;
+
+static VFIOIOMMUFDContainer *to_iommufd(VFIOContainer *bcontainer)
+{
+    return container_of(bcontainer, VFIOIOMMUFDContainer, bcontainer);
+}
+
+static int vfio_iommufd_dma_map(VFIOContainer *bcontainer, hwaddr iova,
+                                ram_addr_t size, void *vaddr, bool readonly)
+{
+    VFIOIOMMUFDContainer *container = to_iommufd(bcontainer);
+    Error *err = NULL;
+
+    if (!iommufd_backend_map_dma(container->be, container->ioas_id, iova,
+                                 size, vaddr, readonly, &err)) {
+        error_report_err(err);
+        return -EFAULT;
+    }
+    return 0;
+}
+
+static int vfio_iommufd_dma_unmap(VFIOContainer *bcontainer, hwaddr iova,
+                                  ram_addr_t size, IOMMUTLBEntry *iotlb)
+{
+    VFIOIOMMUFDContainer *container = to_iommufd(bcontainer);
+    Error *err = NULL;
+    int ret;
+
+    ret = iommufd_backend_unmap_dma(container->be, container->ioas_id, iova,
+                                    size, NULL, &err);
+    /*
+     * ENOENT: nothing was mapped in the range.  The listener unmaps every
+     * section it saw, also those whose map was skipped or failed (a BAR
+     * the kernel cannot pin, a range a vIOMMU never populated), so this
+     * is not an error.
+     */
+    if (ret == -ENOENT) {
+        error_free(err);
+        return 0;
+    }
+    if (ret) {
+        error_report_err(err);
+    }
+    return ret;
+}
+
+/*
+ * The major number of the VFIO device cdevs ("vfio-dev" in /proc/devices):
+ * 0 if the kernel has none, -1 if /proc/devices cannot be read.
+ */
+static int vfio_iommufd_cdev_major(void)
+{
+    g_autofree char *devices = NULL;
+    g_auto(GStrv) lines = NULL;
+    bool chr = false;
+
+    if (!g_file_get_contents("/proc/devices", &devices, NULL, NULL)) {
+        return -1;
+    }
+    lines = g_strsplit(devices, "\n", -1);
+    for (int i = 0; lines[i]; i++) {
+        int major;
+        char name[32];
+
+        if (g_str_has_prefix(lines[i], "Character devices:")) {
+            chr = true;
+        } else if (g_str_has_prefix(lines[i], "Block devices:")) {
+            chr = false;
+        } else if (chr && sscanf(lines[i], "%d %31s", &major, name) == 2 &&
+                   !strcmp(name, "vfio-dev")) {
+            return major;
+        }
+    }
+    return 0;
+}
+
+/* Check that fd is a VFIO device cdev (and not a group, /dev/iommu...). */
+static bool vfio_iommufd_check_cdev(int fd, const char *what, Error **errp)
+{
+    ERRP_GUARD();
+    struct stat st;
+    int major;
+
+    if (fstat(fd, &st) < 0) {
+        error_setg_errno(errp, errno, "%s is not usable", what);
+        return false;
+    }
+    if (!S_ISCHR(st.st_mode)) {
+        error_setg(errp, "%s is not a VFIO device cdev (not a character "
+                   "device)", what);
+        return false;
+    }
+    major = vfio_iommufd_cdev_major();
+    if (major == 0) {
+        error_setg(errp, "%s is not a VFIO device cdev (the host kernel has "
+                   "no VFIO device cdevs)", what);
+        error_append_hint(errp, "The host kernel needs "
+                          "CONFIG_VFIO_DEVICE_CDEV.\n");
+        return false;
+    }
+    if (major > 0 && major(st.st_rdev) != major) {
+        error_setg(errp, "%s is not a VFIO device cdev (char device %u:%u)",
+                   what, major(st.st_rdev), minor(st.st_rdev));
+        return false;
+    }
+    return true;
+}
+
+/*
+ * Find and open the cdev of a device from its sysfs directory:
+ * <sysfsdev>/vfio-dev/vfioN names /dev/vfio/devices/vfioN.
+ */
+static int vfio_iommufd_open_cdev(const char *sysfsdev, Error **errp)
+{
+    ERRP_GUARD();
+    g_autofree char *dir = g_strdup_printf("%s/vfio-dev", sysfsdev);
+    g_autofree char *node = NULL;
+    g_autofree char *dev_attr = NULL;
+    g_autofree char *devt = NULL;
+    const char *name = NULL;
+    unsigned int maj, min;
+    GDir *gdir;
+    struct stat st;
+    int fd;
+
+    gdir = g_dir_open(dir, 0, NULL);
+    if (gdir) {
+        while ((name = g_dir_read_name(gdir))) {
+            if (g_str_has_prefix(name, "vfio")) {
+                node = g_strdup_printf("/dev/vfio/devices/%s", name);
+                dev_attr = g_strdup_printf("%s/%s/dev", dir, name);
+                break;
+            }
+        }
+        g_dir_close(gdir);
+    }
+    if (!node) {
+        error_setg(errp, "no VFIO device cdev under %s", dir);
+        error_append_hint(errp, "The device must be bound to vfio-pci, and "
+                          "the host kernel needs CONFIG_VFIO_DEVICE_CDEV.\n");
+        return -1;
+    }
+
+    if (!g_file_get_contents(dev_attr, &devt, NULL, NULL) ||
+        sscanf(devt, "%u:%u", &maj, &min) != 2) {
+        error_setg(errp, "cannot read %s", dev_attr);
+        return -1;
+    }
+
+    fd = qemu_open(node, O_RDWR, errp);
+    if (fd < 0) {
+        return -1;
+    }
+    if (fstat(fd, &st) < 0 || !S_ISCHR(st.st_mode) ||
+        major(st.st_rdev) != maj || minor(st.st_rdev) != min) {
+        error_setg(errp, "%s is not the character device %u:%u of %s",
+                   node, maj, min, sysfsdev);
+        close(fd);
+        return -1;
+    }
+    trace_vfio_iommufd_open_cdev(sysfsdev, node, fd);
+    return fd;
+}
+
+static bool vfio_iommufd_bind(VFIODevice *vbasedev, int fd,
+                              IOMMUFDBackend *be, Error **errp)
+{
+    ERRP_GUARD();
+    struct vfio_device_bind_iommufd bind = {
+        .argsz = sizeof(bind),
+        .flags = 0,
+        .iommufd = be->fd,
+    };
+    int ret;
+
+    ret = ioctl(fd, VFIO_DEVICE_BIND_IOMMUFD, &bind);
+    trace_vfio_iommufd_bind(vbasedev->name, fd, be->fd, bind.out_devid,
+                            ret ? errno : 0);
+    if (ret) {
+        error_setg_errno(errp, errno, "cannot bind the device to iommufd");
+        switch (errno) {
+        case EBUSY:
+            error_append_hint(errp, "Its IOMMU group is in use through "
+                              "the legacy VFIO group interface.\n");
+            break;
+        case EINVAL:
+            error_append_hint(errp, "The device fd is already bound, or is "
+                              "not a VFIO device cdev.\n");
+            break;
+        case EPERM:
+            error_append_hint(errp, "The host IOMMU may lack interrupt "
+                              "isolation (see iommufd.allow_unsafe_"
+                              "interrupts).\n");
+            break;
+        }
+        return false;
+    }
+    vbasedev->devid = bind.out_devid;
+    return true;
+}
+
+/* 0 on success, else -errno with errp set. */
+static int vfio_iommufd_attach_ioas(VFIODevice *vbasedev, int fd,
+                                    uint32_t ioas_id, Error **errp)
+{
+    struct vfio_device_attach_iommufd_pt attach = {
+        .argsz = sizeof(attach),
+        .flags = 0,
+        .pt_id = ioas_id,
+    };
+    int ret;
+
+    ret = ioctl(fd, VFIO_DEVICE_ATTACH_IOMMUFD_PT, &attach);
+    ret = ret ? -errno : 0;
+    trace_vfio_iommufd_attach_ioas(vbasedev->name, fd, ioas_id, -ret);
+    if (ret) {
+        error_setg_errno(errp, -ret, "cannot attach the device to IOAS %u",
+                         ioas_id);
+    }
+    return ret;
+}
+
+static void vfio_iommufd_detach_ioas(VFIODevice *vbasedev, int fd)
+{
+    struct vfio_device_detach_iommufd_pt detach = {
+        .argsz = sizeof(detach),
+        .flags = 0,
+    };
+    int ret;
+
+    ret = ioctl(fd, VFIO_DEVICE_DETACH_IOMMUFD_PT, &detach);
+    trace_vfio_iommufd_detach_ioas(vbasedev->name, fd, ret ? errno : 0);
+    if (ret) {
+        warn_report("vfio %s: cannot detach from its IOAS: %s",
+                    vbasedev->name, strerror(errno));
+    }
+}
+
+static bool vfio_iommufd_container_ranges(VFIOIOMMUFDContainer *container,
+                                          Error **errp)
+{
+    VFIOContainer *bcontainer = &container->bcontainer;
+    g_autofree IOMMUFDRange *ranges = NULL;
+    uint64_t align;
+    uint32_t nr;
+
+    if (!iommufd_backend_get_iova_ranges(container->be, container->ioas_id,
+                                         &ranges, &nr, &align, errp)) {
+        return false;
+    }
+    /* iommufd does not report page sizes; it maps at host page size. */
+    align = MAX(align, qemu_real_host_page_size());
+    bcontainer->pgsizes = align;
+    for (uint32_t i = 0; i < nr; i++) {
+        vfio_host_win_add(bcontainer, ranges[i].start, ranges[i].last,
+                          bcontainer->pgsizes);
+    }
+    return true;
+}
+
+static void vfio_iommufd_container_free(VFIOIOMMUFDContainer *container)
+{
+    Error *err = NULL;
+
+    vfio_container_destroy(&container->bcontainer);
+    if (!iommufd_backend_free_id(container->be, container->ioas_id, &err)) {
+        warn_report_err(err);
+    }
+    g_free(container);
+}
+
+static bool vfio_iommufd_attach_container(VFIODevice *vbasedev, int fd,
+                                          AddressSpace *as, Error **errp)
+{
+    ERRP_GUARD();
+    IOMMUFDBackend *be = vbasedev->iommufd;
+    VFIOAddressSpace *space = vfio_get_address_space(as);
+    VFIOIOMMUFDContainer *container;
+    VFIOContainer *bcontainer;
+    uint32_t ioas_id;
+    int ret;
+
+    /* Join an IOAS of this backend object in this address space. */
+    QLIST_FOREACH(bcontainer, &space->containers, next) {
+        if (bcontainer->ops != &vfio_iommufd_container_ops) {
+            continue;
+        }
+        container = to_iommufd(bcontainer);
+        if (container->be != be) {
+            continue;
+        }
+        ret = vfio_iommufd_attach_ioas(vbasedev, fd, container->ioas_id,
+                                       errp);
+        if (!ret) {
+            vbasedev->container = bcontainer;
+            return true;
+        }
+        if (ret != -EINVAL) {
+            goto err_put_space;
+        }
+        /* EINVAL: the device's IOMMU cannot join this IOAS; try the next. */
+        error_free(*errp);
+        *errp = NULL;
+    }
+
+    if (!iommufd_backend_alloc_ioas(be, &ioas_id, errp)) {
+        goto err_put_space;
+    }
+    if (vfio_iommufd_attach_ioas(vbasedev, fd, ioas_id, errp)) {
+        goto err_free_ioas;
+    }
+
+    container = g_new0(VFIOIOMMUFDContainer, 1);
+    container->be = be;
+    container->ioas_id = ioas_id;
+    bcontainer = &container->bcontainer;
+    vfio_container_init(bcontainer, space, &vfio_iommufd_container_ops);
+    if (!vfio_iommufd_container_ranges(container, errp)) {
+        goto err_detach;
+    }
+
+    /* Like type1, iommufd pins pages: discarding RAM would leave stale ones. */
+    ret = ram_block_uncoordinated_discard_disable(true);
+    if (ret) {
+        error_setg_errno(errp, -ret, "Cannot set discarding of RAM broken");
+        goto err_detach;
+    }
+
+    vbasedev->container = bcontainer;
+    QLIST_INSERT_HEAD(&space->containers, bcontainer, next);
+    if (!vfio_container_listen(bcontainer, errp)) {
+        goto err_listen;
+    }
+    trace_vfio_iommufd_container_new(vbasedev->name, be->fd, ioas_id);
+    return true;
+
+err_listen:
+    QLIST_REMOVE(bcontainer, next);
+    vbasedev->container = NULL;
+    ram_block_uncoordinated_discard_disable(false);
+err_detach:
+    vfio_iommufd_detach_ioas(vbasedev, fd);
+    vfio_container_destroy(bcontainer);
+    g_free(container);
+err_free_ioas:
+    iommufd_backend_free_id(be, ioas_id, NULL);
+err_put_space:
+    vfio_put_address_space(space);
+    return false;
+}
+
+static void vfio_iommufd_detach_container(VFIODevice *vbasedev, int fd)
+{
+    VFIOContainer *bcontainer = vbasedev->container;
+    VFIOAddressSpace *space = bcontainer->space;
+
+    vfio_iommufd_detach_ioas(vbasedev, fd);
+    vbasedev->container = NULL;
+    if (QLIST_EMPTY(&bcontainer->device_list)) {
+        /* The last device: unmap everything and free the IOAS. */
+        vfio_container_unlisten(bcontainer);
+        ram_block_uncoordinated_discard_disable(false);
+        QLIST_REMOVE(bcontainer, next);
+        trace_vfio_iommufd_container_free(to_iommufd(bcontainer)->ioas_id);
+        vfio_iommufd_container_free(to_iommufd(bcontainer));
+    }
+    vfio_put_address_space(space);
+}
+
+static bool vfio_iommufd_attach_device(const char *name, VFIODevice *vbasedev,
+                                       AddressSpace *as, Error **errp)
+{
+    ERRP_GUARD();
+    IOMMUFDBackend *be = vbasedev->iommufd;
+    struct vfio_device_info info = { .argsz = sizeof(info) };
+    bool passed = vbasedev->fd_passed;
+    int fd;
+
+    /* 1. The device fd: passed to us, or the cdev found through sysfs. */
+    if (passed) {
+        fd = vbasedev->fd;
+        if (!vfio_iommufd_check_cdev(fd, "the device fd", errp)) {
+            return false;
+        }
+    } else {
+        fd = vfio_iommufd_open_cdev(vbasedev->sysfsdev, errp);
+        if (fd < 0) {
+            return false;
+        }
+    }
+
+    /* 2. The backend object, which opens /dev/iommu on first use. */
+    if (!iommufd_backend_connect(be, errp)) {
+        goto err_connect;
+    }
+
+    /*
+     * 3. KVM: the kernel takes the device's kvm reference inside BIND, on
+     * first open, so the device must be known to the kvm-vfio device first.
+     */
+    if (!vfio_kvm_device_add_fd(fd, errp)) {
+        goto err_kvm;
+    }
+
+    /* 4. Bind; undone only by closing the device fd. */
+    if (!vfio_iommufd_bind(vbasedev, fd, be, errp)) {
+        goto err_bind;
+    }
+
+    /* 5. An IOAS: shared with the other devices of this backend and AS. */
+    if (!vfio_iommufd_attach_container(vbasedev, fd, as, errp)) {
+        goto err_attach;
+    }
+
+    /* 6. What the device has, as for the legacy path. */
+    if (ioctl(fd, VFIO_DEVICE_GET_INFO, &info)) {
+        error_setg_errno(errp, errno, "error getting device info");
+        goto err_info;
+    }
+
+    vbasedev->fd = fd;
+    vbasedev->num_irqs = info.num_irqs;
+    vbasedev->num_regions = info.num_regions;
+    vbasedev->flags = info.flags;
+    vbasedev->reset_works = !!(info.flags & VFIO_DEVICE_FLAGS_RESET);
+    trace_vfio_get_device(name, info.flags, info.num_regions, info.num_irqs);
+
+    /* Publish late: only a fully attached device joins the lists. */
+    vfio_device_publish(vbasedev);
+    return true;
+
+err_info:
+    vfio_iommufd_detach_container(vbasedev, fd);
+err_attach:
+err_bind:
+    vfio_kvm_device_del_fd(fd);
+err_kvm:
+    iommufd_backend_disconnect(be);
+err_connect:
+    vbasedev->fd = passed ? fd : -1;
+    if (!passed) {
+        close(fd);
+    }
+    return false;
+}
+
+static void vfio_iommufd_detach_device(VFIODevice *vbasedev)
+{
+    int fd = vbasedev->fd;
+
+    vfio_device_unpublish(vbasedev);
+    vfio_iommufd_detach_container(vbasedev, fd);
+    vfio_kvm_device_del_fd(fd);
+    iommufd_backend_disconnect(vbasedev->iommufd);
+    /* A passed fd stays open until the device is finalized. */
+    if (!vbasedev->fd_passed) {
+        close(fd);
+        vbasedev->fd = -1;
+    }
+    trace_vfio_iommufd_detach_device(vbasedev->name, fd);
+}
+
+const VFIOContainerOps vfio_iommufd_container_ops = {
+    .name = "iommufd",
+    .dma_map = vfio_iommufd_dma_map,
+    .dma_unmap = vfio_iommufd_dma_unmap,
+    .attach_device = vfio_iommufd_attach_device,
+    .detach_device = vfio_iommufd_detach_device,
+};
