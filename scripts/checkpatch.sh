@@ -27,5 +27,5 @@ while read -r patch files; do
 done <<EOS
 $(sed -e 's/#.*//' -e '/^[[:space:]]*$/d' "$repo/patches/series")
 EOS
-echo "checkpatch: $checked checked, $failed with errors"
+echo "checkpatch: $((checked - failed)) passed, $failed failed"
 [ "$failed" = 0 ]

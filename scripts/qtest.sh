@@ -6,8 +6,9 @@ set -eu
 
 obj=${1:?usage: qtest.sh BUILDDIR [EXCLUDED_TEST...]}
 shift
+# `meson test --list` prints "project:suites / name" per test.
 tests=$(meson test -C "$obj" --no-rebuild --list --suite qtest-x86_64 2>/dev/null |
-    sed -n 's|^qtest-x86_64/|&|p' | sed 's/ .*//')
+    sed -n 's|^.* / \(qtest-x86_64/.*\)$|\1|p')
 for ex in "$@"; do
     tests=$(echo "$tests" | grep -v -x "qtest-x86_64/$ex" || true)
     echo "qtest: leaving out $ex"

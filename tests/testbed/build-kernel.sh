@@ -84,12 +84,15 @@ kmake olddefconfig
 # Every option the fragment sets must have survived olddefconfig.
 bad=$(
     sed -n 's/^\(CONFIG_[A-Za-z0-9_]*\)=y$/\1/p' "$frag" | while read -r opt; do
-        grep -qx "$opt=y" "$obj/.config" || echo "  $opt=y wanted, got: $(grep -E "^$opt=|^# $opt is not set" "$obj/.config" || echo unset)"
+        if ! grep -qx "$opt=y" "$obj/.config"; then
+            echo "  $opt=y wanted, got: $(grep -E "^$opt=|^# $opt is not set" "$obj/.config" || echo unset)"
+        fi
     done
     sed -n 's/^# \(CONFIG_[A-Za-z0-9_]*\) is not set$/\1/p' "$frag" | while read -r opt; do
-        grep -q "^$opt=" "$obj/.config" && echo "  $opt wanted unset, got: $(grep "^$opt=" "$obj/.config")"
+        if grep -q "^$opt=" "$obj/.config"; then
+            echo "  $opt wanted unset, got: $(grep "^$opt=" "$obj/.config")"
+        fi
     done
-    true
 )
 [ -z "$bad" ] || die "options not as wanted after olddefconfig:
 $bad"
