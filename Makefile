@@ -26,6 +26,11 @@ export QEMU_SRC
 #   bios-tables-test: the +dfsg tree's expected pc DSDT does not match what
 #   7.2.22 generates; fails without our series too and tests no VFIO code.
 QTEST_EXCLUDE := bios-tables-test
+# Single qtest cases skipped, with the reason:
+#   /x86_64/migration/vcpu_dirty_limit: runs only where /dev/kvm offers a
+#   dirty ring; on nested-KVM hosts (such as our CI machines) the throttle
+#   it waits for never shows.  No VFIO device takes part in it.
+QTEST_SKIP := /x86_64/migration/vcpu_dirty_limit
 
 .PHONY: all build deps tree export checkpatch check check-qtest \
 	check-roundtrip demo clean
@@ -51,11 +56,11 @@ check-roundtrip: deps
 	@tests/scripts/roundtrip.sh
 
 check-qtest: build
-	@scripts/qtest.sh $(OBJ) $(QTEST_EXCLUDE)
+	@QTEST_SKIP="$(QTEST_SKIP)" scripts/qtest.sh $(OBJ) $(QTEST_EXCLUDE)
 
 # Every tier, closing with one "N passed, N failed" line.
 check: build
-	@QTEST_EXCLUDE="$(QTEST_EXCLUDE)" scripts/check.sh $(OBJ) \
+	@QTEST_EXCLUDE="$(QTEST_EXCLUDE)" QTEST_SKIP="$(QTEST_SKIP)" scripts/check.sh $(OBJ) \
 		checkpatch roundtrip qtest
 
 demo: build
