@@ -33,7 +33,7 @@ QTEST_EXCLUDE := bios-tables-test
 QTEST_SKIP := /x86_64/migration/vcpu_dirty_limit
 
 .PHONY: all build deps tree export checkpatch check check-qtest \
-	check-roundtrip demo clean
+	check-roundtrip check-testbed testbed-deps demo clean
 
 all: build
 
@@ -59,12 +59,19 @@ check-qtest: build
 	@QTEST_SKIP="$(QTEST_SKIP)" scripts/qtest.sh $(OBJ) $(QTEST_EXCLUDE)
 
 # Every tier, closing with one "N passed, N failed" line.
-check: build
+check: build testbed-deps
 	@QTEST_EXCLUDE="$(QTEST_EXCLUDE)" QTEST_SKIP="$(QTEST_SKIP)" scripts/check.sh $(OBJ) \
-		checkpatch roundtrip qtest
+		checkpatch roundtrip qtest testbed
 
-demo: build
-	@scripts/demo.sh $(QEMU)
+testbed-deps:
+	@scripts/deps.sh kernel testbed
+
+# The real-kernel tier alone (boots L1; see tests/testbed/README.md).
+check-testbed: build testbed-deps
+	@tests/testbed/check.sh $(OBJ)
+
+demo: build testbed-deps
+	@scripts/demo.sh $(OBJ)
 
 clean:
 	rm -rf build

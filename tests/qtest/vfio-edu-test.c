@@ -112,16 +112,18 @@ static char *cdev_of(const char *bdf)
 }
 
 typedef struct TestVM {
+    const char *name;   /* of the test case, for kept trace logs */
     QTestState *qts;
     QPCIBus *bus;
     char *tmpdir;
     char *trace;        /* the trace log of the VFIO and iommufd events */
 } TestVM;
 
-static void vm_start(TestVM *vm, const char *extra)
+static void vm_start(TestVM *vm, const char *name, const char *extra)
 {
     g_autofree char *args = NULL;
 
+    vm->name = name;
     vm->tmpdir = g_dir_make_tmp("vfio-edu-XXXXXX", NULL);
     g_assert(vm->tmpdir);
     vm->trace = g_build_filename(vm->tmpdir, "trace.log", NULL);
@@ -145,8 +147,19 @@ static void vm_quit(TestVM *vm)
 
 static void vm_stop(TestVM *vm)
 {
+    const char *keep = getenv("VFIO_EDU_TEST_TRACE_DIR");
+
     if (vm->qts) {
         vm_quit(vm);
+    }
+    if (keep) {
+        /* Keep the trace for a report, named after the test case. */
+        g_autofree char *dest = g_strdup_printf("%s/%s.log", keep, vm->name);
+        g_autofree char *log = NULL;
+
+        if (g_file_get_contents(vm->trace, &log, NULL, NULL)) {
+            g_file_set_contents(dest, log, -1, NULL);
+        }
     }
     unlink(vm->trace);
     rmdir(vm->tmpdir);
@@ -282,6 +295,8 @@ static bool edu_round_trip(TestVM *vm, Edu *edu, uint64_t src, uint64_t dst,
                        src, dst, back[0], pattern[0]);
         return false;
     }
+    g_test_message("DMA guest 0x%" PRIx64 " -> edu buffer -> guest 0x%" PRIx64
+                   ": %d bytes verified", src, dst, DMA_LEN);
     return true;
 }
 
@@ -306,7 +321,7 @@ static void test_iommufd_host(void)
     args = g_strdup_printf("-object iommufd,id=iommufd0 -device vfio-pci,"
                            "host=%s,iommufd=iommufd0,id=edu0,addr=%d",
                            bdf, SLOT0);
-    vm_start(&vm, args);
+    vm_start(&vm, "iommufd-host", args);
     assert_round_trip(&vm, SLOT0, 0x11);
     vm_quit(&vm);
     /* It went through iommufd: one IOAS, one attach, no legacy group. */
@@ -328,7 +343,7 @@ static void test_iommufd_sysfsdev(void)
     args = g_strdup_printf("-object iommufd,id=iommufd0 -device vfio-pci,"
                            "sysfsdev=/sys/bus/pci/devices/%s,"
                            "iommufd=iommufd0,addr=%d", bdf, SLOT0);
-    vm_start(&vm, args);
+    vm_start(&vm, "iommufd-sysfsdev", args);
     assert_round_trip(&vm, SLOT0, 0x22);
     vm_stop(&vm);
 }
@@ -359,7 +374,7 @@ static void test_iommufd_passed_fds(void)
                            "\"id\":\"hostdev0\",\"iommufd\":\"iommufd0\","
                            "\"fd\":\"%d\",\"addr\":\"%d\"}'",
                            iommufd, devfd, SLOT0);
-    vm_start(&vm, args);
+    vm_start(&vm, "iommufd-passed-fds", args);
     close(iommufd);
     close(devfd);
     assert_round_trip(&vm, SLOT0, 0x33);
@@ -380,7 +395,7 @@ static void test_legacy(void)
         return;
     }
     args = g_strdup_printf("-device vfio-pci,host=%s,addr=%d", bdf, SLOT0);
-    vm_start(&vm, args);
+    vm_start(&vm, "legacy-host", args);
     assert_round_trip(&vm, SLOT0, 0x44);
     vm_quit(&vm);
     g_assert_cmpint(trace_index(&vm, "iommufd_backend_alloc_ioas"), ==, -1);
@@ -404,7 +419,7 @@ static void test_shared_ioas(void)
             "-device vfio-pci,host=%s,iommufd=iommufd0,addr=%d",
             bdf0, SLOT0, bdf1, SLOT1);
 
-        vm_start(&vm, args);
+        vm_start(&vm, "shared-ioas-one", args);
         assert_round_trip(&vm, SLOT0, 0x55);
         assert_round_trip(&vm, SLOT1, 0x66);
         vm_quit(&vm);
@@ -422,7 +437,7 @@ static void test_shared_ioas(void)
             "-device vfio-pci,host=%s,iommufd=iommufd1,addr=%d",
             bdf0, SLOT0, bdf1, SLOT1);
 
-        vm_start(&vm, args);
+        vm_start(&vm, "shared-ioas-two", args);
         assert_round_trip(&vm, SLOT0, 0x77);
         assert_round_trip(&vm, SLOT1, 0x88);
         vm_quit(&vm);
@@ -456,7 +471,7 @@ static void test_hotplug(void)
     if (!bdf) {
         return;
     }
-    vm_start(&vm, "");
+    vm_start(&vm, "hotplug", "");
     for (int i = 0; i < 3; i++) {
         g_autofree char *in_use = NULL;
         g_autofree char *addr = g_strdup_printf("%d", SLOT0);
@@ -507,7 +522,7 @@ static void test_kvm_order(void)
     args = g_strdup_printf("-accel kvm -object iommufd,id=iommufd0 "
                            "-device vfio-pci,host=%s,iommufd=iommufd0,addr=%d",
                            bdf, SLOT0);
-    vm_start(&vm, args);
+    vm_start(&vm, "kvm-order", args);
     resp = qtest_qmp(vm.qts, "{'execute': 'query-kvm'}");
     g_assert(qdict_get_bool(qdict_get_qdict(resp, "return"), "enabled"));
     qobject_unref(resp);

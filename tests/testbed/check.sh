@@ -1,0 +1,18 @@
+#!/bin/sh
+# The real-kernel tier of `make check`: build (or reuse) the test kernel,
+# boot L1 and run our qtests there against the QEMU build in BUILDDIR.
+# The L1 console log is kept in BUILDDIR/testbed/.l1/ (printed on failure).
+# Usage: tests/testbed/check.sh BUILDDIR [TEST...]
+set -eu
+
+here=$(cd "$(dirname "$0")" && pwd)
+obj=$(cd "${1:?usage: check.sh BUILDDIR [TEST...]}" && pwd)
+shift
+
+echo "testbed: building the test kernel (cached after the first time)"
+kernel=$("$here/build-kernel.sh" | tail -n 1)
+results=$obj/testbed
+rm -rf "$results"
+mkdir -p "$results"
+exec "$here/run-l1.sh" --kernel "$kernel" --results "$results" \
+    -- "$here/l1-tests.sh" "$obj" "$@"
