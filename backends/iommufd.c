@@ -36,9 +36,18 @@ static void iommufd_backend_finalize(Object *obj)
     /* An owned fd is closed by the last user; a passed one lives to here. */
     assert(!be->users);
     if (be->fd >= 0) {
-        close(be->fd);
+        qemu_close(be->fd);
         be->fd = -1;
     }
+}
+
+int iommufd_fd_param(const char *str, Error **errp)
+{
+    /* -add-fd puts fds in sets that are opened as /dev/fdset/N. */
+    if (g_str_has_prefix(str, "/dev/fdset/")) {
+        return qemu_open(str, O_RDWR, errp);
+    }
+    return monitor_fd_param(monitor_cur(), str, errp);
 }
 
 static void iommufd_backend_set_fd(Object *obj, const char *str, Error **errp)
@@ -53,7 +62,7 @@ static void iommufd_backend_set_fd(Object *obj, const char *str, Error **errp)
                    object_get_canonical_path_component(obj));
         return;
     }
-    fd = monitor_fd_param(monitor_cur(), str, errp);
+    fd = iommufd_fd_param(str, errp);
     if (fd < 0) {
         error_prepend(errp, "iommufd fd '%s': ", str);
         return;
@@ -65,11 +74,11 @@ static void iommufd_backend_set_fd(Object *obj, const char *str, Error **errp)
     if (!S_ISCHR(st.st_mode)) {
         error_setg(errp, "iommufd fd '%s' is not a character device", str);
         error_append_hint(errp, "Pass an open /dev/iommu.\n");
-        close(fd);
+        qemu_close(fd);
         return;
     }
     if (be->fd >= 0) {
-        close(be->fd);
+        qemu_close(be->fd);
     }
     be->fd = fd;
     be->owned = false;
@@ -91,8 +100,9 @@ static void iommufd_backend_class_init(ObjectClass *oc, void *data)
 
     object_class_property_add_str(oc, "fd", NULL, iommufd_backend_set_fd);
     object_class_property_set_description(oc, "fd",
-        "an open /dev/iommu: a file descriptor number or a name passed to "
-        "the monitor with getfd (default: QEMU opens /dev/iommu)");
+        "an open /dev/iommu: a file descriptor number, a name passed to "
+        "the monitor with getfd, or /dev/fdset/N of -add-fd (default: QEMU "
+        "opens /dev/iommu)");
 }
 
 bool iommufd_backend_connect(IOMMUFDBackend *be, Error **errp)
@@ -127,7 +137,7 @@ void iommufd_backend_disconnect(IOMMUFDBackend *be)
     be->users--;
     trace_iommufd_backend_disconnect(be->fd, be->owned, be->users);
     if (!be->users && be->owned) {
-        close(be->fd);
+        qemu_close(be->fd);
         be->fd = -1;
         be->owned = false;
     }

@@ -188,7 +188,7 @@ static int vfio_iommufd_open_cdev(const char *sysfsdev, Error **errp)
         major(st.st_rdev) != maj || minor(st.st_rdev) != min) {
         error_setg(errp, "%s is not the character device %u:%u of %s",
                    node, maj, min, sysfsdev);
-        close(fd);
+        qemu_close(fd);
         return -1;
     }
     trace_vfio_iommufd_open_cdev(sysfsdev, node, fd);
@@ -472,7 +472,7 @@ err_kvm:
 err_connect:
     vbasedev->fd = passed ? fd : -1;
     if (!passed) {
-        close(fd);
+        qemu_close(fd);
     }
     return false;
 }
@@ -487,7 +487,7 @@ static void vfio_iommufd_detach_device(VFIODevice *vbasedev)
     iommufd_backend_disconnect(vbasedev->iommufd);
     /* A passed fd stays open until the device is finalized. */
     if (!vbasedev->fd_passed) {
-        close(fd);
+        qemu_close(fd);
         vbasedev->fd = -1;
     }
     trace_vfio_iommufd_detach_device(vbasedev->name, fd);

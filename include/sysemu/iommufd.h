@@ -29,6 +29,12 @@ struct IOMMUFDBackend {
 };
 
 /*
+ * Resolve an fd property: a number, a name passed with getfd, or an fd set
+ * /dev/fdset/N of -add-fd.  Close the result with qemu_close().
+ */
+int iommufd_fd_param(const char *str, Error **errp);
+
+/*
  * A user (a VFIO device) connects before it uses the backend's fd and
  * disconnects when it is done; the object cannot be deleted in between.
  */
