@@ -192,22 +192,25 @@ bool iommufd_backend_map_dma(IOMMUFDBackend *be, uint32_t ioas_id,
         .length = size,
         .iova = iova,
     };
-    int ret;
+    int ret, err;
 
     if (!readonly) {
         map.flags |= IOMMU_IOAS_MAP_WRITEABLE;
     }
     ret = ioctl(be->fd, IOMMU_IOAS_MAP, &map);
+    err = ret ? errno : 0;
     trace_iommufd_backend_map_dma(be->fd, ioas_id, iova, size, vaddr,
-                                  readonly, ret ? errno : 0);
+                                  readonly, err);
     if (ret) {
-        error_setg_errno(errp, errno, "IOMMU_IOAS_MAP of iova 0x%" PRIx64
+        error_setg_errno(errp, err, "IOMMU_IOAS_MAP of iova 0x%" PRIx64
                          " size 0x%" PRIx64 " failed", (uint64_t)iova, size);
-        if (errno == ENOMEM) {
+        if (err == ENOMEM) {
             error_append_hint(errp, "Pinned memory is limited by "
                               "RLIMIT_MEMLOCK; raise it for this process "
                               "(ulimit -l) to cover guest RAM.\n");
         }
+        /* Callers may want the kernel's reason. */
+        errno = err;
         return false;
     }
     return true;

@@ -46,8 +46,10 @@ static int vfio_iommufd_dma_map(VFIOContainer *bcontainer, hwaddr iova,
 
     if (!iommufd_backend_map_dma(container->be, container->ioas_id, iova,
                                  size, vaddr, readonly, &err)) {
+        int ret = -errno;
+
         error_report_err(err);
-        return -EFAULT;
+        return ret;
     }
     return 0;
 }

@@ -45,6 +45,7 @@ void iommufd_backend_disconnect(IOMMUFDBackend *be);
 bool iommufd_backend_alloc_ioas(IOMMUFDBackend *be, uint32_t *ioas_id,
                                 Error **errp);
 bool iommufd_backend_free_id(IOMMUFDBackend *be, uint32_t id, Error **errp);
+/* On failure errno is the kernel's. */
 bool iommufd_backend_map_dma(IOMMUFDBackend *be, uint32_t ioas_id,
                              hwaddr iova, uint64_t size, void *vaddr,
                              bool readonly, Error **errp);
