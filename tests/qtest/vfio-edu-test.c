@@ -20,6 +20,7 @@
 #include "hw/pci/pci_regs.h"
 #include "qapi/qmp/qdict.h"
 #include "qemu/cutils.h"
+#include <sys/mman.h>
 
 #define EDU_VENDOR      0x1234
 #define EDU_DEVICE      0x11e8
@@ -541,6 +542,195 @@ static void test_kvm_order(void)
     vm_stop(&vm);
 }
 
+/* How a case assigns the device: through iommufd or the legacy path. */
+typedef struct Backend {
+    const char *name;
+    const char *object;         /* -object option, or "" */
+    const char *props;          /* extra vfio-pci properties */
+} Backend;
+
+static const Backend backends[] = {
+    { "iommufd", "-object iommufd,id=iommufd0", ",iommufd=iommufd0" },
+    { "legacy", "", "" },
+};
+
+/*
+ * i440fx PAM register for 0xe0000-0xe3fff: config byte 0x5e, low nibble;
+ * 0 = PCI (the BIOS ROM), 1 = RAM read-only, 3 = RAM read/write.
+ */
+#define PAM_E0000_REG   0x5e
+#define PAM_E0000       0xe0000
+
+/*
+ * Toggle a region of the guest memory map and check that device DMA
+ * follows: a write to a read-only region is blocked by the IOMMU; made
+ * read/write, it lands; made read-only again (the same RAM, now read
+ * only), the old writable mapping must be gone, so a new write is
+ * blocked and the RAM keeps the bytes of the previous one.
+ */
+static void test_region_toggle(const void *opaque)
+{
+    const Backend *be = opaque;
+    const char *bdf = need_edu(0);
+    g_autofree char *args = NULL;
+    g_autofree uint8_t *before = g_malloc(DMA_LEN);
+    g_autofree uint8_t *after = g_malloc(DMA_LEN);
+    QPCIDevice *host;
+    TestVM vm;
+    Edu edu;
+
+    if (!bdf) {
+        return;
+    }
+    args = g_strdup_printf("%s -device vfio-pci,host=%s,addr=%d%s",
+                           be->object, bdf, SLOT0, be->props);
+    vm_start(&vm, "region-toggle", args);
+    host = qpci_device_find(vm.bus, 0);
+    g_assert(host);
+    edu_init(&edu, &vm, SLOT0);
+
+    /* The BIOS ROM: a device write is refused. */
+    qtest_memread(vm.qts, PAM_E0000, before, DMA_LEN);
+    g_assert(edu_round_trip(&vm, &edu, GUEST_SRC, GUEST_DST, 0xa1));
+    edu_dma(&edu, EDU_BUFFER, PAM_E0000, DMA_LEN, true);
+    qtest_memread(vm.qts, PAM_E0000, after, DMA_LEN);
+    g_assert(!memcmp(before, after, DMA_LEN));
+
+    /* RAM, read/write: the same DMA lands. */
+    qpci_config_writeb(host, PAM_E0000_REG, 0x03);
+    g_assert(edu_round_trip(&vm, &edu, GUEST_SRC, PAM_E0000, 0xb2));
+
+    /* RAM, read-only: a new pattern is blocked, the last one stays. */
+    qpci_config_writeb(host, PAM_E0000_REG, 0x01);
+    qtest_memread(vm.qts, PAM_E0000, before, DMA_LEN);
+    g_assert(edu_round_trip(&vm, &edu, GUEST_SRC, GUEST_DST, 0xc3));
+    edu_dma(&edu, EDU_BUFFER, PAM_E0000, DMA_LEN, true);
+    qtest_memread(vm.qts, PAM_E0000, after, DMA_LEN);
+    g_assert(!memcmp(before, after, DMA_LEN));
+    g_assert_cmphex(after[0], ==, (uint8_t)0xb2);
+
+    edu_fini(&edu);
+    g_free(host);
+    vm_stop(&vm);
+}
+
+/*
+ * The edu device driven directly by this process through its BAR in
+ * sysfs, bypassing QEMU: its DMA goes wherever the host IOMMU lets it.
+ */
+typedef struct RawEdu {
+    int config;
+    uint8_t *bar;
+} RawEdu;
+
+static void raw_edu_open(RawEdu *raw, const char *bdf)
+{
+    g_autofree char *res = g_strdup_printf("/sys/bus/pci/devices/%s/"
+                                           "resource0", bdf);
+    g_autofree char *cfg = g_strdup_printf("/sys/bus/pci/devices/%s/config",
+                                           bdf);
+    int fd = open(res, O_RDWR | O_SYNC);
+
+    g_assert_cmpint(fd, >=, 0);
+    raw->bar = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    g_assert(raw->bar != MAP_FAILED);
+    close(fd);
+    raw->config = open(cfg, O_RDWR);
+    g_assert_cmpint(raw->config, >=, 0);
+}
+
+static void raw_edu_close(RawEdu *raw)
+{
+    munmap(raw->bar, 4096);
+    close(raw->config);
+}
+
+static void raw_edu_dma_to_ram(RawEdu *raw, uint64_t dst, uint32_t len)
+{
+    gint64 deadline = g_get_monotonic_time() + 10 * G_USEC_PER_SEC;
+    /* MMIO registers: every access must reach the device. */
+    volatile uint64_t *reg = (volatile uint64_t *)raw->bar;
+    uint16_t cmd;
+
+    /* Bus mastering may have been turned off when QEMU let go. */
+    g_assert_cmpint(pread(raw->config, &cmd, 2, PCI_COMMAND), ==, 2);
+    cmd |= PCI_COMMAND_MASTER | PCI_COMMAND_MEMORY;
+    g_assert_cmpint(pwrite(raw->config, &cmd, 2, PCI_COMMAND), ==, 2);
+
+    reg[EDU_DMA_SRC / 8] = EDU_BUFFER;
+    reg[EDU_DMA_DST / 8] = dst;
+    reg[EDU_DMA_COUNT / 8] = len;
+    reg[EDU_DMA_CMD / 8] = EDU_DMA_RUN | EDU_DMA_TO_RAM;
+    while (reg[EDU_DMA_CMD / 8] & EDU_DMA_RUN) {
+        g_assert_cmpint(g_get_monotonic_time(), <, deadline);
+        g_usleep(10 * 1000);
+    }
+}
+
+static bool guest_is_zero(TestVM *vm, uint64_t addr)
+{
+    g_autofree uint8_t *buf = g_malloc(DMA_LEN);
+
+    qtest_memread(vm->qts, addr, buf, DMA_LEN);
+    return buffer_is_zero(buf, DMA_LEN);
+}
+
+/*
+ * While assigned, DMA started behind QEMU's back reaches guest RAM (the
+ * control); after device_del, the same DMA to the same IOVA must not.
+ * Re-adding the device then shows its buffer still held the pattern.
+ */
+static void test_unplug_unmaps(const void *opaque)
+{
+    const Backend *be = opaque;
+    const char *bdf = need_edu(0);
+    g_autofree char *args = NULL;
+    g_autofree char *addr = g_strdup_printf("%d", SLOT0);
+    RawEdu raw;
+    TestVM vm;
+    Edu edu;
+
+    if (!bdf) {
+        return;
+    }
+    args = g_strdup_printf("%s -device vfio-pci,host=%s,id=hostdev0,addr=%d%s",
+                           be->object, bdf, SLOT0, be->props);
+    vm_start(&vm, "unplug-unmaps", args);
+    raw_edu_open(&raw, bdf);
+
+    edu_init(&edu, &vm, SLOT0);
+    g_assert(edu_round_trip(&vm, &edu, GUEST_SRC, GUEST_DST, 0xd4));
+    edu_fini(&edu);
+
+    qtest_memset(vm.qts, GUEST_DST2, 0, DMA_LEN);
+    raw_edu_dma_to_ram(&raw, GUEST_DST2, DMA_LEN);
+    g_assert(!guest_is_zero(&vm, GUEST_DST2));
+
+    qpci_unplug_acpi_device_test(vm.qts, "hostdev0", SLOT0);
+    qtest_memset(vm.qts, GUEST_DST2, 0, DMA_LEN);
+    raw_edu_dma_to_ram(&raw, GUEST_DST2, DMA_LEN);
+    g_assert(guest_is_zero(&vm, GUEST_DST2));
+
+    if (be->object[0]) {
+        qtest_qmp_assert_success(vm.qts, "{'execute': 'device_add',"
+                                 " 'arguments': {'driver': 'vfio-pci',"
+                                 " 'id': 'hostdev0', 'host': %s,"
+                                 " 'iommufd': 'iommufd0', 'addr': %s}}",
+                                 bdf, addr);
+    } else {
+        qtest_qmp_assert_success(vm.qts, "{'execute': 'device_add',"
+                                 " 'arguments': {'driver': 'vfio-pci',"
+                                 " 'id': 'hostdev0', 'host': %s,"
+                                 " 'addr': %s}}", bdf, addr);
+    }
+    qtest_memset(vm.qts, GUEST_DST2, 0, DMA_LEN);
+    raw_edu_dma_to_ram(&raw, GUEST_DST2, DMA_LEN);
+    g_assert(!guest_is_zero(&vm, GUEST_DST2));
+
+    raw_edu_close(&raw);
+    vm_stop(&vm);
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
@@ -553,5 +743,14 @@ int main(int argc, char **argv)
     qtest_add_func("/vfio-edu/iommufd/shared-ioas", test_shared_ioas);
     qtest_add_func("/vfio-edu/iommufd/hotplug", test_hotplug);
     qtest_add_func("/vfio-edu/iommufd/kvm-order", test_kvm_order);
+    for (size_t i = 0; i < ARRAY_SIZE(backends); i++) {
+        g_autofree char *toggle = g_strdup_printf("/vfio-edu/%s/region-toggle",
+                                                  backends[i].name);
+        g_autofree char *unplug = g_strdup_printf("/vfio-edu/%s/unplug-unmaps",
+                                                  backends[i].name);
+
+        qtest_add_data_func(toggle, &backends[i], test_region_toggle);
+        qtest_add_data_func(unplug, &backends[i], test_unplug_unmaps);
+    }
     return g_test_run();
 }

@@ -1,0 +1,373 @@
+/*
+ * faultinject: fail the Nth matching ioctl of a process, for tests
+ *
+ * Preloaded (LD_PRELOAD) into QEMU, it passes every ioctl to the kernel
+ * except the Nth one that matches a filter, which it fails with a chosen
+ * errno without calling the kernel.  A test first runs with FAULT_NTH=0
+ * to count the matching calls, then once for each N up to that count, as
+ * the kernel's iommufd_fail_nth selftest does for its own failure points.
+ *
+ * Environment, read once at start-up:
+ *   FAULT_REQ         requests to match, comma separated: names such as
+ *                     IOMMU_IOAS_MAP or VFIO_DEVICE_BIND_IOMMUFD, numbers
+ *                     (0x3b85), or "any" (the default)
+ *   FAULT_FD_KIND     kinds of fd to match, comma separated: iommu,
+ *                     vfio-cdev, vfio-group, vfio-container, kvm-vfio,
+ *                     kvm-vm, kvm, or "any" (the default)
+ *   FAULT_NTH         the match to fail, from 1; 0 (the default) only counts
+ *   FAULT_ERRNO       the errno to fail it with, a number or a name such as
+ *                     ENOMEM (default EIO)
+ *   FAULT_COUNT_FILE  rewritten on every match: "count C\n", then
+ *                     "failed NAME\n" once the Nth match was failed
+ *   FAULT_CTL         a control file: while it does not exist nothing is
+ *                     counted or failed; its content, "N" or "N TAG", sets
+ *                     the match to fail; a change of content restarts the
+ *                     count.  Lets one process run many sweeps.
+ * Every failed call is logged on stderr, beginning with "faultinject:".
+ *
+ * Copyright (c) 2026 The qemu-iommufd developers
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/ioctl.h>
+#include <linux/iommufd.h>
+#include <linux/kvm.h>
+#include <linux/vfio.h>
+
+#define MAX_REQS 64
+
+typedef struct Name {
+    const char *name;
+    unsigned long value;
+} Name;
+
+#define N(x) { #x, x }
+static const Name requests[] = {
+    N(IOMMU_DESTROY), N(IOMMU_IOAS_ALLOC), N(IOMMU_IOAS_IOVA_RANGES),
+    N(IOMMU_IOAS_ALLOW_IOVAS), N(IOMMU_IOAS_MAP), N(IOMMU_IOAS_COPY),
+    N(IOMMU_IOAS_UNMAP), N(IOMMU_OPTION), N(IOMMU_VFIO_IOAS),
+    N(IOMMU_HWPT_ALLOC), N(IOMMU_GET_HW_INFO),
+    N(VFIO_GET_API_VERSION), N(VFIO_CHECK_EXTENSION), N(VFIO_SET_IOMMU),
+    N(VFIO_GROUP_GET_STATUS), N(VFIO_GROUP_SET_CONTAINER),
+    N(VFIO_GROUP_UNSET_CONTAINER), N(VFIO_GROUP_GET_DEVICE_FD),
+    N(VFIO_DEVICE_GET_INFO), N(VFIO_DEVICE_GET_REGION_INFO),
+    N(VFIO_DEVICE_GET_IRQ_INFO), N(VFIO_DEVICE_SET_IRQS),
+    N(VFIO_DEVICE_RESET), N(VFIO_DEVICE_GET_PCI_HOT_RESET_INFO),
+    N(VFIO_DEVICE_PCI_HOT_RESET), N(VFIO_DEVICE_IOEVENTFD),
+    N(VFIO_DEVICE_FEATURE), N(VFIO_DEVICE_BIND_IOMMUFD),
+    N(VFIO_DEVICE_ATTACH_IOMMUFD_PT), N(VFIO_DEVICE_DETACH_IOMMUFD_PT),
+    N(VFIO_IOMMU_GET_INFO), N(VFIO_IOMMU_MAP_DMA), N(VFIO_IOMMU_UNMAP_DMA),
+    N(VFIO_IOMMU_DIRTY_PAGES),
+    N(KVM_CREATE_DEVICE), N(KVM_SET_DEVICE_ATTR), N(KVM_GET_DEVICE_ATTR),
+    N(KVM_HAS_DEVICE_ATTR),
+};
+
+static const Name errnos[] = {
+    N(EPERM), N(ENOENT), N(EINTR), N(EIO), N(ENXIO), N(EBADF), N(EAGAIN),
+    N(ENOMEM), N(EACCES), N(EFAULT), N(EBUSY), N(EEXIST), N(ENODEV),
+    N(EINVAL), N(ENOSPC), N(ENOTTY), N(EOVERFLOW), N(EOPNOTSUPP),
+};
+#undef N
+
+/* Kinds of fd, by the target of /proc/self/fd/N. */
+typedef struct FdKind {
+    const char *name;
+    const char *link;   /* exact target, or prefix when it ends in '/' */
+} FdKind;
+
+static const FdKind fd_kinds[] = {
+    { "iommu", "/dev/iommu" },
+    { "vfio-cdev", "/dev/vfio/devices/" },
+    { "vfio-container", "/dev/vfio/vfio" },
+    { "vfio-group", "/dev/vfio/" },
+    { "kvm-vfio", "anon_inode:kvm-vfio" },
+    { "kvm-vm", "anon_inode:kvm-vm" },
+    { "kvm", "/dev/kvm" },
+};
+
+static int (*real_ioctl)(int fd, unsigned long request, ...);
+
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static unsigned long req_filter[MAX_REQS];
+static int nr_reqs = -1;        /* -1: any request */
+static unsigned kind_filter;    /* bit per fd_kinds[] entry, 0: any */
+static unsigned long nth;
+static int fail_errno = EIO;
+static const char *count_file;
+static const char *ctl_file;
+static char ctl_seen[64];
+static unsigned long count;
+static char failed[64];         /* the name of the failed request */
+
+static void die(const char *fmt, const char *what)
+{
+    fprintf(stderr, "faultinject: ");
+    fprintf(stderr, fmt, what);
+    fprintf(stderr, "\n");
+    exit(1);
+}
+
+static bool lookup(const Name *names, size_t n, const char *s,
+                   unsigned long *value)
+{
+    char *end;
+
+    for (size_t i = 0; i < n; i++) {
+        if (!strcmp(names[i].name, s)) {
+            *value = names[i].value;
+            return true;
+        }
+    }
+    errno = 0;
+    *value = strtoul(s, &end, 0);
+    return !errno && end != s && !*end;
+}
+
+static const char *request_name(unsigned long request)
+{
+    static __thread char buf[32];
+
+    for (size_t i = 0; i < sizeof(requests) / sizeof(requests[0]); i++) {
+        if (requests[i].value == request) {
+            return requests[i].name;
+        }
+    }
+    snprintf(buf, sizeof(buf), "0x%lx", request);
+    return buf;
+}
+
+static const char *errno_name(int err)
+{
+    for (size_t i = 0; i < sizeof(errnos) / sizeof(errnos[0]); i++) {
+        if (errnos[i].value == (unsigned long)err) {
+            return errnos[i].name;
+        }
+    }
+    return "?";
+}
+
+/* Split the comma list @env and call @fn on each item. */
+static void for_each_item(const char *env, void (*fn)(const char *item))
+{
+    char *copy = strdup(env), *save = NULL;
+
+    for (char *s = strtok_r(copy, ",", &save); s;
+         s = strtok_r(NULL, ",", &save)) {
+        fn(s);
+    }
+    free(copy);
+}
+
+static void add_request(const char *item)
+{
+    unsigned long value;
+
+    if (!strcmp(item, "any")) {
+        nr_reqs = -1;
+        return;
+    }
+    if (!lookup(requests, sizeof(requests) / sizeof(requests[0]), item,
+                &value)) {
+        die("unknown request '%s' in FAULT_REQ", item);
+    }
+    if (nr_reqs < 0) {
+        nr_reqs = 0;
+    }
+    if (nr_reqs == MAX_REQS) {
+        die("too many requests in FAULT_REQ%s", "");
+    }
+    req_filter[nr_reqs++] = value;
+}
+
+static void add_kind(const char *item)
+{
+    if (!strcmp(item, "any")) {
+        kind_filter = 0;
+        return;
+    }
+    for (size_t i = 0; i < sizeof(fd_kinds) / sizeof(fd_kinds[0]); i++) {
+        if (!strcmp(fd_kinds[i].name, item)) {
+            kind_filter |= 1u << i;
+            return;
+        }
+    }
+    die("unknown fd kind '%s' in FAULT_FD_KIND", item);
+}
+
+__attribute__((constructor))
+static void faultinject_init(void)
+{
+    const char *env;
+    unsigned long value;
+
+    real_ioctl = dlsym(RTLD_NEXT, "ioctl");
+    if (!real_ioctl) {
+        die("cannot find ioctl: %s", dlerror());
+    }
+    env = getenv("FAULT_REQ");
+    if (env && *env) {
+        nr_reqs = 0;
+        for_each_item(env, add_request);
+    }
+    env = getenv("FAULT_FD_KIND");
+    if (env && *env) {
+        for_each_item(env, add_kind);
+    }
+    env = getenv("FAULT_NTH");
+    if (env && *env) {
+        if (!lookup(NULL, 0, env, &value)) {
+            die("FAULT_NTH '%s' is not a number", env);
+        }
+        nth = value;
+    }
+    env = getenv("FAULT_ERRNO");
+    if (env && *env) {
+        if (!lookup(errnos, sizeof(errnos) / sizeof(errnos[0]), env,
+                    &value)) {
+            die("unknown errno '%s' in FAULT_ERRNO", env);
+        }
+        fail_errno = value;
+    }
+    count_file = getenv("FAULT_COUNT_FILE");
+    ctl_file = getenv("FAULT_CTL");
+}
+
+static bool request_matches(unsigned long request)
+{
+    if (nr_reqs < 0) {
+        return true;
+    }
+    for (int i = 0; i < nr_reqs; i++) {
+        if (req_filter[i] == request) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* The index in fd_kinds[] of @fd's kind, or -1. */
+static int fd_kind(int fd)
+{
+    char path[64], link[256];
+    ssize_t len;
+
+    snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+    len = readlink(path, link, sizeof(link) - 1);
+    if (len < 0) {
+        return -1;
+    }
+    link[len] = 0;
+    for (size_t i = 0; i < sizeof(fd_kinds) / sizeof(fd_kinds[0]); i++) {
+        size_t n = strlen(fd_kinds[i].link);
+        bool prefix = fd_kinds[i].link[n - 1] == '/';
+
+        if (prefix ? !strncmp(link, fd_kinds[i].link, n) &&
+                     !strchr(link + n, '/')
+                   : !strcmp(link, fd_kinds[i].link)) {
+            return i;
+        }
+    }
+    return -1;
+}
+
+static bool fd_matches(int fd, int *kind)
+{
+    *kind = fd_kind(fd);
+    return !kind_filter || (*kind >= 0 && (kind_filter & (1u << *kind)));
+}
+
+/*
+ * With a control file: is it there, and what does it say?  A new content
+ * restarts the count and sets the match to fail.
+ */
+static bool armed(void)
+{
+    char buf[sizeof(ctl_seen)];
+    ssize_t len;
+    int fd;
+
+    if (!ctl_file) {
+        return true;
+    }
+    fd = open(ctl_file, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        return false;
+    }
+    len = read(fd, buf, sizeof(buf) - 1);
+    close(fd);
+    buf[len > 0 ? len : 0] = 0;
+    if (strcmp(buf, ctl_seen)) {
+        strcpy(ctl_seen, buf);
+        count = 0;
+        failed[0] = 0;
+        nth = strtoul(buf, NULL, 0);
+    }
+    return true;
+}
+
+static void write_count(void)
+{
+    char buf[128];
+    int fd, len;
+
+    if (!count_file) {
+        return;
+    }
+    fd = open(count_file, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        return;
+    }
+    len = snprintf(buf, sizeof(buf), "count %lu\n%s%s%s", count,
+                   *failed ? "failed " : "", failed, *failed ? "\n" : "");
+    if (write(fd, buf, len) != len) {
+        /* The test will see a short file and say so. */
+    }
+    close(fd);
+}
+
+int ioctl(int fd, unsigned long request, ...)
+{
+    va_list ap;
+    void *arg;
+    int kind;
+    bool fail = false;
+
+    va_start(ap, request);
+    arg = va_arg(ap, void *);
+    va_end(ap);
+
+    if (request_matches(request) && fd_matches(fd, &kind)) {
+        pthread_mutex_lock(&lock);
+        if (armed()) {
+            count++;
+            if (count == nth) {
+                fail = true;
+                snprintf(failed, sizeof(failed), "%s",
+                         request_name(request));
+            }
+            write_count();
+        }
+        pthread_mutex_unlock(&lock);
+    }
+    if (fail) {
+        fprintf(stderr, "faultinject: failing %s (match %lu) on fd %d (%s) "
+                "with %s\n", request_name(request), nth, fd,
+                kind >= 0 ? fd_kinds[kind].name : "other",
+                errno_name(fail_errno));
+        errno = fail_errno;
+        return -1;
+    }
+    return real_ioctl(fd, request, arg);
+}
