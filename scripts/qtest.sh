@@ -21,5 +21,7 @@ for case in ${QTEST_SKIP:-}; do
     echo "qtest: skipping case $case"
 done
 # shellcheck disable=SC2086
+# The timeouts are QEMU's own (30 s, migration-test 150 s); on a busy
+# 2-core machine migration-test alone needs 120 s, so give them room.
 exec meson test -C "$obj" --no-rebuild --print-errorlogs \
-    --num-processes "$(nproc)" ${skip:+--test-args "$skip"} $tests
+    --timeout-multiplier 3 --num-processes "$(nproc)" ${skip:+--test-args "$skip"} $tests

@@ -1,0 +1,345 @@
+/*
+ * Helpers for the real-kernel VFIO/iommufd qtests
+ *
+ * Copyright (c) 2026 The qemu-iommufd developers
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+
+#include "qemu/osdep.h"
+#include <sys/wait.h>
+#include "libqtest.h"
+#include "libqos/pci-pc.h"
+#include "hw/pci/pci_regs.h"
+#include "qapi/qmp/qdict.h"
+#include "qemu/cutils.h"
+#include "vfio-iommufd-util.h"
+
+/* The BDFs of the edu devices bound to vfio-pci, sorted. */
+static GPtrArray *edu_bdfs;
+
+static bool sysfs_hex_is(const char *dir, const char *attr, unsigned val)
+{
+    g_autofree char *path = g_build_filename(dir, attr, NULL);
+    g_autofree char *contents = NULL;
+    unsigned long got;
+
+    return g_file_get_contents(path, &contents, NULL, NULL) &&
+           !qemu_strtoul(g_strstrip(contents), NULL, 16, &got) && got == val;
+}
+
+static void edu_find(void)
+{
+    const char *drv = "/sys/bus/pci/drivers/vfio-pci";
+    GDir *dir;
+    const char *name;
+
+    if (edu_bdfs) {
+        return;
+    }
+    edu_bdfs = g_ptr_array_new_with_free_func(g_free);
+    dir = g_dir_open(drv, 0, NULL);
+    if (!dir) {
+        return;
+    }
+    while ((name = g_dir_read_name(dir))) {
+        g_autofree char *dev = g_build_filename(drv, name, NULL);
+
+        if (strchr(name, ':') && sysfs_hex_is(dev, "vendor", EDU_VENDOR) &&
+            sysfs_hex_is(dev, "device", EDU_DEVICE)) {
+            g_ptr_array_add(edu_bdfs, g_strdup(name));
+        }
+    }
+    g_dir_close(dir);
+    g_ptr_array_sort(edu_bdfs, (GCompareFunc)g_strcmp0);
+}
+
+unsigned edu_count(void)
+{
+    edu_find();
+    return edu_bdfs->len;
+}
+
+const char *edu_need(unsigned n)
+{
+    edu_find();
+    if (edu_bdfs->len <= n) {
+        g_autofree char *why = g_strdup_printf("needs %u edu devices bound "
+                                               "to vfio-pci, found %u",
+                                               n + 1, edu_bdfs->len);
+        g_test_skip(why);
+        return NULL;
+    }
+    return g_ptr_array_index(edu_bdfs, n);
+}
+
+char *edu_cdev(const char *bdf)
+{
+    g_autofree char *path = g_strdup_printf("/sys/bus/pci/devices/%s/"
+                                            "vfio-dev", bdf);
+    GDir *dir = g_dir_open(path, 0, NULL);
+    const char *name;
+    char *node = NULL;
+
+    g_assert(dir);
+    while ((name = g_dir_read_name(dir))) {
+        if (g_str_has_prefix(name, "vfio")) {
+            node = g_strdup_printf("/dev/vfio/devices/%s", name);
+        }
+    }
+    g_dir_close(dir);
+    g_assert(node);
+    return node;
+}
+
+void vm_start(TestVM *vm, const char *extra)
+{
+    g_autofree char *args = NULL;
+    g_autofree char *pidfile = NULL;
+    g_autofree char *pid = NULL;
+
+    vm->tmpdir = g_dir_make_tmp("vfio-iommufd-XXXXXX", NULL);
+    g_assert(vm->tmpdir);
+    vm->trace = g_build_filename(vm->tmpdir, "trace.log", NULL);
+    pidfile = g_build_filename(vm->tmpdir, "qemu.pid", NULL);
+    args = g_strdup_printf(VM_MACHINE "-pidfile %s -D %s "
+                           "-trace enable=iommufd_backend_* "
+                           "-trace enable=vfio_iommufd_* %s",
+                           pidfile, vm->trace, extra);
+    vm->qts = qtest_init(args);
+    vm->bus = qpci_new_pc(vm->qts, NULL);
+    g_assert(g_file_get_contents(pidfile, &pid, NULL, NULL));
+    vm->pid = atoi(pid);
+    g_assert_cmpint(vm->pid, >, 0);
+}
+
+void vm_stop(TestVM *vm)
+{
+    g_autofree char *pidfile = g_build_filename(vm->tmpdir, "qemu.pid",
+                                                NULL);
+
+    qpci_free_pc(vm->bus);
+    qtest_quit(vm->qts);
+    unlink(vm->trace);
+    unlink(pidfile);
+    rmdir(vm->tmpdir);
+    g_free(vm->trace);
+    g_free(vm->tmpdir);
+    memset(vm, 0, sizeof(*vm));
+}
+
+bool vm_alive(TestVM *vm)
+{
+    QDict *resp = qtest_qmp(vm->qts, "{'execute': 'query-status'}");
+    bool running = qdict_haskey(resp, "return") &&
+        qdict_get_bool(qdict_get_qdict(resp, "return"), "running");
+
+    qobject_unref(resp);
+    return running;
+}
+
+static char *vm_qmp_verror(TestVM *vm, const char *fmt, va_list ap)
+{
+    QDict *resp = qtest_vqmp(vm->qts, fmt, ap);
+    char *desc = NULL;
+
+    g_assert(resp);
+    if (qdict_haskey(resp, "error")) {
+        desc = g_strdup(qdict_get_str(qdict_get_qdict(resp, "error"),
+                                      "desc"));
+    }
+    qobject_unref(resp);
+    return desc;
+}
+
+char *vm_qmp_error(TestVM *vm, const char *fmt, ...)
+{
+    va_list ap;
+    char *desc;
+
+    va_start(ap, fmt);
+    desc = vm_qmp_verror(vm, fmt, ap);
+    va_end(ap);
+    return desc;
+}
+
+void vm_qmp_ok(TestVM *vm, const char *fmt, ...)
+{
+    g_autofree char *desc = NULL;
+    va_list ap;
+
+    va_start(ap, fmt);
+    desc = vm_qmp_verror(vm, fmt, ap);
+    va_end(ap);
+    if (desc) {
+        g_test_message("expected success, got error: %s", desc);
+        g_assert_not_reached();
+    }
+}
+
+char *vm_add_edu(TestVM *vm, const char *id, const char *bdf, int slot,
+                 const char *iommufd)
+{
+    g_autofree char *addr = g_strdup_printf("%d", slot);
+
+    return vm_qmp_error(vm, "{'execute': 'device_add', 'arguments':"
+                        " {'driver': 'vfio-pci', 'id': %s, 'host': %s,"
+                        " 'iommufd': %s, 'addr': %s}}",
+                        id, bdf, iommufd, addr);
+}
+
+void vm_del_device(TestVM *vm, const char *id, int slot)
+{
+    qpci_unplug_acpi_device_test(vm->qts, id, slot);
+}
+
+typedef struct Edu {
+    QPCIDevice *dev;
+    QPCIBar bar;
+} Edu;
+
+static void edu_dma(Edu *edu, uint64_t src, uint64_t dst, uint32_t len,
+                    bool to_ram)
+{
+    gint64 deadline = g_get_monotonic_time() + 10 * G_USEC_PER_SEC;
+
+    qpci_io_writeq(edu->dev, edu->bar, EDU_DMA_SRC, src);
+    qpci_io_writeq(edu->dev, edu->bar, EDU_DMA_DST, dst);
+    qpci_io_writeq(edu->dev, edu->bar, EDU_DMA_COUNT, len);
+    qpci_io_writeq(edu->dev, edu->bar, EDU_DMA_CMD,
+                   EDU_DMA_RUN | (to_ram ? EDU_DMA_TO_RAM : 0));
+    /* edu's DMA runs on a timer of the outer emulator: real time. */
+    while (qpci_io_readq(edu->dev, edu->bar, EDU_DMA_CMD) & EDU_DMA_RUN) {
+        g_assert_cmpint(g_get_monotonic_time(), <, deadline);
+        g_usleep(10 * 1000);
+    }
+}
+
+bool vm_dma_round_trip(TestVM *vm, int slot, uint8_t seed)
+{
+    g_autofree uint8_t *pattern = g_malloc(EDU_DMA_LEN);
+    g_autofree uint8_t *back = g_malloc(EDU_DMA_LEN);
+    bool ok;
+    Edu edu;
+
+    edu.dev = qpci_device_find(vm->bus, QPCI_DEVFN(slot, 0));
+    g_assert(edu.dev);
+    g_assert_cmphex(qpci_config_readw(edu.dev, PCI_VENDOR_ID), ==,
+                    EDU_VENDOR);
+    qpci_device_enable(edu.dev);
+    edu.bar = qpci_iomap(edu.dev, 0, NULL);
+
+    for (int i = 0; i < EDU_DMA_LEN; i++) {
+        pattern[i] = seed + i * 7;
+    }
+    qtest_memwrite(vm->qts, GUEST_SRC, pattern, EDU_DMA_LEN);
+    qtest_memset(vm->qts, GUEST_DST, 0, EDU_DMA_LEN);
+    edu_dma(&edu, GUEST_SRC, EDU_BUFFER, EDU_DMA_LEN, false);
+    edu_dma(&edu, EDU_BUFFER, GUEST_DST, EDU_DMA_LEN, true);
+    qtest_memread(vm->qts, GUEST_DST, back, EDU_DMA_LEN);
+
+    ok = !memcmp(pattern, back, EDU_DMA_LEN);
+    if (!ok) {
+        g_test_message("DMA through edu in slot %d: bytes differ (first "
+                       "0x%02x, expected 0x%02x)", slot, back[0], pattern[0]);
+    }
+    qpci_iounmap(edu.dev, edu.bar);
+    g_free(edu.dev);
+    return ok;
+}
+
+static unsigned long status_kb(const char *status, const char *field)
+{
+    const char *p = strstr(status, field);
+
+    return p ? strtoul(p + strlen(field), NULL, 10) : 0;
+}
+
+void proc_stats(pid_t pid, ProcStats *st)
+{
+    g_autofree char *fddir = g_strdup_printf("/proc/%d/fd", pid);
+    g_autofree char *path = g_strdup_printf("/proc/%d/status", pid);
+    g_autofree char *status = NULL;
+    GDir *dir = g_dir_open(fddir, 0, NULL);
+
+    g_assert(dir);
+    st->fds = 0;
+    while (g_dir_read_name(dir)) {
+        st->fds++;
+    }
+    g_dir_close(dir);
+    g_assert(g_file_get_contents(path, &status, NULL, NULL));
+    st->rss_kb = status_kb(status, "VmRSS:");
+    st->lck_kb = status_kb(status, "VmLck:");
+    st->pin_kb = status_kb(status, "VmPin:");
+}
+
+char *proc_stats_str(const ProcStats *st)
+{
+    return g_strdup_printf("fds %u, VmRSS %lu kB, VmLck %lu kB, "
+                           "VmPin %lu kB", st->fds, st->rss_kb, st->lck_kb,
+                           st->pin_kb);
+}
+
+int qemu_run(const char *args, char **err)
+{
+    g_autofree char *dir = g_dir_make_tmp("qemu-run-XXXXXX", NULL);
+    g_autofree char *in = g_build_filename(dir, "qmp.in", NULL);
+    g_autofree char *out = g_build_filename(dir, "qmp.out", NULL);
+    g_autofree char *errfile = g_build_filename(dir, "stderr", NULL);
+    g_autofree char *cmd = NULL;
+    gint64 deadline = g_get_monotonic_time() + 60 * G_USEC_PER_SEC;
+    const char *argv[] = { "/bin/sh", "-c", NULL, NULL };
+    GPid pid;
+    int wstatus;
+
+    g_assert(dir);
+    g_assert(g_file_set_contents(in, "{'execute': 'qmp_capabilities'}\n"
+                                 "{'execute': 'quit'}\n", -1, NULL));
+    cmd = g_strdup_printf("exec %s -display none -nodefaults -accel qtest "
+                          "%s -qmp stdio <%s >%s 2>%s", qtest_qemu_binary(),
+                          args, in, out, errfile);
+    argv[2] = cmd;
+    g_test_message("running: %s", cmd);
+    g_assert(g_spawn_async(NULL, (char **)argv, NULL,
+                           G_SPAWN_DO_NOT_REAP_CHILD, NULL, NULL, &pid,
+                           NULL));
+    while (waitpid(pid, &wstatus, WNOHANG) == 0) {
+        if (g_get_monotonic_time() > deadline) {
+            kill(pid, SIGKILL);
+            g_assert(waitpid(pid, &wstatus, 0) == pid);
+            break;
+        }
+        g_usleep(20 * 1000);
+    }
+    g_spawn_close_pid(pid);
+    if (!g_file_get_contents(errfile, err, NULL, NULL)) {
+        *err = g_strdup("");
+    }
+    unlink(in);
+    unlink(out);
+    unlink(errfile);
+    rmdir(dir);
+    return wstatus;
+}
+
+char *wait_status_str(int wstatus)
+{
+    if (WIFEXITED(wstatus)) {
+        return g_strdup_printf("exit status %d", WEXITSTATUS(wstatus));
+    }
+    if (WIFSIGNALED(wstatus)) {
+        return g_strdup_printf("signal %d (%s)", WTERMSIG(wstatus),
+                               strsignal(WTERMSIG(wstatus)));
+    }
+    return g_strdup_printf("wait status 0x%x", wstatus);
+}
+
+bool contains(const char *haystack, const char *needle)
+{
+    if (!strstr(haystack, needle)) {
+        g_test_message("expected \"%s\" in \"%s\"", needle, haystack);
+        return false;
+    }
+    return true;
+}
