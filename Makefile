@@ -33,7 +33,7 @@ QTEST_EXCLUDE := bios-tables-test
 QTEST_SKIP := /x86_64/migration/vcpu_dirty_limit
 
 .PHONY: all build deps tree export checkpatch check check-qtest \
-	check-roundtrip check-testbed testbed-deps demo clean
+	check-roundtrip check-testbed check-series testbed-deps demo clean
 
 all: build
 
@@ -65,6 +65,10 @@ check: build testbed-deps
 
 testbed-deps:
 	@scripts/deps.sh kernel testbed
+
+# Each patch of the series builds on its own (not part of check: slow).
+check-series: tree
+	@scripts/check-series.sh $(TREE) build/series
 
 # The real-kernel tier alone (boots L1; see tests/testbed/README.md).
 check-testbed: build testbed-deps
