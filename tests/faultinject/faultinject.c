@@ -17,8 +17,10 @@
  *   FAULT_NTH         the match to fail, from 1; 0 (the default) only counts
  *   FAULT_ERRNO       the errno to fail it with, a number or a name such as
  *                     ENOMEM (default EIO)
- *   FAULT_COUNT_FILE  rewritten on every match: "count C\n", then
- *                     "failed NAME\n" once the Nth match was failed
+ *   FAULT_COUNT_FILE  a line per match, "N REQUEST FD-KIND", with " failed"
+ *                     appended for the failed one; truncated at the first
+ *                     match of a count (so remove it before a run that may
+ *                     have none)
  *   FAULT_CTL         a control file: while it does not exist nothing is
  *                     counted or failed; its content, "N" or "N TAG", sets
  *                     the match to fail; a change of content restarts the
@@ -109,7 +111,6 @@ static const char *count_file;
 static const char *ctl_file;
 static char ctl_seen[64];
 static unsigned long count;
-static char failed[64];         /* the name of the failed request */
 
 static void die(const char *fmt, const char *what)
 {
@@ -311,13 +312,14 @@ static bool armed(void)
     if (strcmp(buf, ctl_seen)) {
         strcpy(ctl_seen, buf);
         count = 0;
-        failed[0] = 0;
         nth = strtoul(buf, NULL, 0);
     }
     return true;
 }
 
-static void write_count(void)
+/* Append one line for a match to the count file, truncated when @restart. */
+static void log_match(unsigned long request, int kind, bool fail,
+                      bool restart)
 {
     char buf[128];
     int fd, len;
@@ -325,14 +327,17 @@ static void write_count(void)
     if (!count_file) {
         return;
     }
-    fd = open(count_file, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    fd = open(count_file, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC |
+              (restart ? O_TRUNC : 0), 0644);
     if (fd < 0) {
         return;
     }
-    len = snprintf(buf, sizeof(buf), "count %lu\n%s%s%s", count,
-                   *failed ? "failed " : "", failed, *failed ? "\n" : "");
+    len = snprintf(buf, sizeof(buf), "%lu %s %s%s\n", count,
+                   request_name(request),
+                   kind >= 0 ? fd_kinds[kind].name : "other",
+                   fail ? " failed" : "");
     if (write(fd, buf, len) != len) {
-        /* The test will see a short file and say so. */
+        /* The test sees a short file and says so. */
     }
     close(fd);
 }
@@ -352,12 +357,8 @@ int ioctl(int fd, unsigned long request, ...)
         pthread_mutex_lock(&lock);
         if (armed()) {
             count++;
-            if (count == nth) {
-                fail = true;
-                snprintf(failed, sizeof(failed), "%s",
-                         request_name(request));
-            }
-            write_count();
+            fail = count == nth;
+            log_match(request, kind, fail, count == 1);
         }
         pthread_mutex_unlock(&lock);
     }

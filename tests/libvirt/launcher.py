@@ -37,9 +37,9 @@ import time
 
 NOBODY = 65534          # uid 'nobody' and gid 'nogroup'
 MIB = 1 << 20
-GUEST_RAM = 256 * MIB
+GUEST_RAM = 128 * MIB
 ENOUGH_MEMLOCK = GUEST_RAM + 64 * MIB   # fits guest RAM once, not twice
-LOW_MEMLOCK = 64 * MIB                  # below guest RAM
+LOW_MEMLOCK = 32 * MIB                  # below guest RAM
 
 # linux/iommufd.h: IOMMU_OPTION = _IO(IOMMUFD_TYPE ';', IOMMUFD_CMD_OPTION)
 IOMMU_OPTION = (ord(';') << 8) | 0x87
@@ -256,16 +256,16 @@ class Vm:
         self.strace = self.path('strace.log') if strace else None
         self.qemu_pid = None
         self.qt = self.qmp = None
-        listeners = {}
+        self.listeners = {}
         for sock_name in ('qtest', 'qmp'):
             lsock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             lsock.bind(self.path(f'{sock_name}.sock'))
             os.chown(self.path(f'{sock_name}.sock'), NOBODY, NOBODY)
             lsock.listen(1)
-            listeners[sock_name] = lsock
+            self.listeners[sock_name] = lsock
         cmd = [opts.qemu, '-machine', 'pc', '-accel', 'qtest',
                '-m', f'{GUEST_RAM // MIB}M', '-nodefaults', '-display', 'none',
-               '-qtest', f'unix:{self.path("qtest.sock")}',
+               '-qtest', f'unix:{self.path("qtest.sock")}', '-qtest-log', 'none',
                '-chardev', f'socket,id=qmp,path={self.path("qmp.sock")}',
                '-mon', 'chardev=qmp,mode=control', '-D', self.trace]
         for ev in TRACE_EVENTS:
@@ -280,20 +280,17 @@ class Vm:
                                          stdout=out, stderr=subprocess.STDOUT,
                                          pass_fds=fds, cwd=self.dir,
                                          preexec_fn=drop_privileges(memlock))
-        try:
-            if connect:
-                qt = self.accept(listeners['qtest'])
+        if connect:
+            try:
+                qt = self.accept(self.listeners['qtest'])
                 ucred = qt.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED,
                                       struct.calcsize('3i'))
                 self.qemu_pid = struct.unpack('3i', ucred)[0]
                 self.qt = Qtest(qt)
-                self.qmp = Qmp(self.accept(listeners['qmp']))
-        except BaseException:
-            self.stop()
-            raise
-        finally:
-            for lsock in listeners.values():
-                lsock.close()
+                self.qmp = Qmp(self.accept(self.listeners['qmp']))
+            except BaseException:
+                self.stop()
+                raise
 
     def path(self, name):
         return os.path.join(self.dir, name)
@@ -343,6 +340,8 @@ class Vm:
         for conn in (self.qt, self.qmp):
             if conn:
                 conn.sock.close()
+        for lsock in self.listeners.values():
+            lsock.close()
         if self.opts.logs:
             dest = os.path.join(self.opts.logs, self.name)
             shutil.rmtree(dest, ignore_errors=True)
@@ -737,20 +736,35 @@ def case_introspection(opts):
         note(f'device-list-properties vfio-pci: iommufd {props["iommufd"]}, '
              f'fd {props["fd"]}')
 
-        qtree = qmp.cmd('human-monitor-command', **{'command-line':
-                                                     'info qtree'})
-        lines = qtree.splitlines()
-        start = [i for i, l in enumerate(lines) if 'id "hostdev0"' in l]
-        check(start, 'info qtree', 'a vfio-pci id "hostdev0"', qtree)
-        dev = lines[start[0]:start[0] + 40]
-        link = [l.strip() for l in dev if l.strip().startswith('iommufd =')]
-        check(link and '/objects/iommufd0' in link[0],
-              'info qtree iommufd of hostdev0', 'iommufd = "/objects/iommufd0"',
-              link or dev)
-        note(f'info qtree: {lines[start[0]].strip()} ... {link[0]}')
+        link = qmp.cmd('qom-get', path='hostdev0', property='iommufd')
+        check(link == '/objects/iommufd0', 'qom-get hostdev0 iommufd',
+              '/objects/iommufd0', link)
+        note(f'qom-get hostdev0 iommufd: {link}')
         vm.quit()
     finally:
         vm.stop()
+
+
+def case_qtree_link(opts):
+    """`info qtree` shows the device's iommufd link."""
+    vm = start_with_devices(opts, 'qtree-link', opts.bdfs[:1], ENOUGH_MEMLOCK)
+    try:
+        qtree = vm.qmp.cmd('human-monitor-command',
+                           **{'command-line': 'info qtree'})
+        vm.quit()
+    finally:
+        vm.stop()
+    lines = qtree.splitlines()
+    start = [i for i, line in enumerate(lines) if 'id "hostdev0"' in line]
+    check(start, 'info qtree', 'a vfio-pci with id "hostdev0"', qtree)
+    dev = [line.strip() for line in lines[start[0]:start[0] + 40]]
+    dev = dev[:1 + next((i for i, line in enumerate(dev[1:])
+                         if line.startswith('dev:')), len(dev))]
+    link = [line for line in dev if line.startswith('iommufd =')]
+    check(link and '/objects/iommufd0' in link[0],
+          'info qtree lines of hostdev0', 'iommufd = "/objects/iommufd0"',
+          ' | '.join(dev))
+    note(f'info qtree: {dev[0]} ... {link[0]}')
 
 
 CASES = {
@@ -759,6 +773,7 @@ CASES = {
     'hotplug': case_hotplug,
     'memlock': case_memlock,
     'introspection': case_introspection,
+    'qtree-link': case_qtree_link,
 }
 
 

@@ -131,7 +131,8 @@ static void vm_start(TestVM *vm, const char *name, const char *extra)
     args = g_strdup_printf(MACHINE "-D %s -trace enable=iommufd_backend_* "
                            "-trace enable=vfio_iommufd_* "
                            "-trace enable=vfio_kvm_device_* "
-                           "-trace enable=vfio_attach_device %s",
+                           "-trace enable=vfio_attach_device "
+                           "-trace enable=vfio_detach_device %s",
                            vm->trace, extra);
     vm->qts = qtest_init(args);
     vm->bus = qpci_new_pc(vm->qts, NULL);
@@ -203,6 +204,19 @@ static unsigned trace_count(TestVM *vm, const char *event)
     g_autoptr(GPtrArray) lines = trace_lines(vm, event);
 
     return lines->len;
+}
+
+/* How many trace lines of @event contain @text? */
+static unsigned trace_count_with(TestVM *vm, const char *event,
+                                 const char *text)
+{
+    g_autoptr(GPtrArray) lines = trace_lines(vm, event);
+    unsigned n = 0;
+
+    for (unsigned i = 0; i < lines->len; i++) {
+        n += !!strstr(g_ptr_array_index(lines, i), text);
+    }
+    return n;
 }
 
 /* Does the first trace line naming @event contain @text? */
@@ -446,6 +460,33 @@ static void test_shared_ioas(void)
                         ==, 2);
         vm_stop(&vm);
     }
+}
+
+/* Both paths in one VM: one device through iommufd, one through a group. */
+static void test_mixed(void)
+{
+    const char *bdf0 = need_edu(0);
+    const char *bdf1 = bdf0 ? need_edu(1) : NULL;
+    g_autofree char *args = NULL;
+    TestVM vm;
+
+    if (!bdf1) {
+        return;
+    }
+    args = g_strdup_printf("-object iommufd,id=iommufd0 "
+                           "-device vfio-pci,host=%s,iommufd=iommufd0,addr=%d "
+                           "-device vfio-pci,host=%s,addr=%d",
+                           bdf0, SLOT0, bdf1, SLOT1);
+    vm_start(&vm, "mixed", args);
+    assert_round_trip(&vm, SLOT0, 0x5a);
+    assert_round_trip(&vm, SLOT1, 0x6b);
+    vm_quit(&vm);
+    g_assert_cmpint(trace_count(&vm, "vfio_iommufd_attach_ioas"), ==, 1);
+    g_assert_cmpint(trace_count_with(&vm, "vfio_attach_device",
+                                     "backend=iommufd"), ==, 1);
+    g_assert_cmpint(trace_count_with(&vm, "vfio_attach_device",
+                                     "backend=legacy"), ==, 1);
+    vm_stop(&vm);
 }
 
 static char *object_del_error(TestVM *vm, const char *id)
@@ -741,6 +782,7 @@ int main(int argc, char **argv)
     qtest_add_func("/vfio-edu/iommufd/passed-fds", test_iommufd_passed_fds);
     qtest_add_func("/vfio-edu/legacy/host", test_legacy);
     qtest_add_func("/vfio-edu/iommufd/shared-ioas", test_shared_ioas);
+    qtest_add_func("/vfio-edu/mixed/iommufd-and-legacy", test_mixed);
     qtest_add_func("/vfio-edu/iommufd/hotplug", test_hotplug);
     qtest_add_func("/vfio-edu/iommufd/kvm-order", test_kvm_order);
     for (size_t i = 0; i < ARRAY_SIZE(backends); i++) {
