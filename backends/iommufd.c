@@ -12,6 +12,7 @@
 
 #include "qemu/osdep.h"
 #include <sys/ioctl.h>
+#include <sys/sysmacros.h>
 #include <linux/iommufd.h>
 #include "qapi/error.h"
 #include "qom/object_interfaces.h"
@@ -50,6 +51,22 @@ int iommufd_fd_param(const char *str, Error **errp)
     return monitor_fd_param(monitor_cur(), str, errp);
 }
 
+/*
+ * Is @st the /dev/iommu misc device?  Unknown (true) when sysfs does not
+ * say, e.g. in a sandbox without /sys.
+ */
+static bool iommufd_is_dev_iommu(struct stat *st)
+{
+    g_autofree char *devt = NULL;
+    unsigned int maj, min;
+
+    if (!g_file_get_contents("/sys/class/misc/iommu/dev", &devt, NULL, NULL) ||
+        sscanf(devt, "%u:%u", &maj, &min) != 2) {
+        return true;
+    }
+    return major(st->st_rdev) == maj && minor(st->st_rdev) == min;
+}
+
 static void iommufd_backend_set_fd(Object *obj, const char *str, Error **errp)
 {
     ERRP_GUARD();
@@ -73,6 +90,13 @@ static void iommufd_backend_set_fd(Object *obj, const char *str, Error **errp)
     }
     if (!S_ISCHR(st.st_mode)) {
         error_setg(errp, "iommufd fd '%s' is not a character device", str);
+        error_append_hint(errp, "Pass an open /dev/iommu.\n");
+        qemu_close(fd);
+        return;
+    }
+    if (!iommufd_is_dev_iommu(&st)) {
+        error_setg(errp, "iommufd fd '%s' is not /dev/iommu (char device "
+                   "%u:%u)", str, major(st.st_rdev), minor(st.st_rdev));
         error_append_hint(errp, "Pass an open /dev/iommu.\n");
         qemu_close(fd);
         return;
@@ -201,13 +225,21 @@ bool iommufd_backend_map_dma(IOMMUFDBackend *be, uint32_t ioas_id,
     err = ret ? errno : 0;
     trace_iommufd_backend_map_dma(be->fd, ioas_id, iova, size, vaddr,
                                   readonly, err);
-    if (ret) {
+    if (ret && err == ENOMEM) {
+        /* Pinning is charged to RLIMIT_MEMLOCK: say so where QMP shows it. */
+        error_setg_errno(errp, err, "IOMMU_IOAS_MAP of iova 0x%" PRIx64
+                         " size 0x%" PRIx64 " exceeds the locked memory "
+                         "limit (RLIMIT_MEMLOCK)", (uint64_t)iova, size);
+    } else if (ret) {
         error_setg_errno(errp, err, "IOMMU_IOAS_MAP of iova 0x%" PRIx64
                          " size 0x%" PRIx64 " failed", (uint64_t)iova, size);
+    }
+    if (ret) {
         if (err == ENOMEM) {
             error_append_hint(errp, "Pinned memory is limited by "
-                              "RLIMIT_MEMLOCK; raise it for this process "
-                              "(ulimit -l) to cover guest RAM.\n");
+                              "RLIMIT_MEMLOCK (of the user, or of this "
+                              "process in iommufd's per-process accounting "
+                              "mode); raise it to cover guest RAM.\n");
         }
         /* Callers may want the kernel's reason. */
         errno = err;

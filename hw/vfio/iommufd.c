@@ -48,7 +48,16 @@ static int vfio_iommufd_dma_map(VFIOContainer *bcontainer, hwaddr iova,
                                  size, vaddr, readonly, &err)) {
         int ret = -errno;
 
-        error_report_err(err);
+        /*
+         * While the listener replays the memory map for a new container,
+         * the first error fails the attach: keep the kernel's reason for
+         * the user instead of the listener's generic one.
+         */
+        if (!bcontainer->initialized && !bcontainer->error) {
+            error_propagate(&bcontainer->error, err);
+        } else {
+            error_report_err(err);
+        }
         return ret;
     }
     return 0;
@@ -223,9 +232,10 @@ static bool vfio_iommufd_bind(VFIODevice *vbasedev, int fd,
                               "not a VFIO device cdev.\n");
             break;
         case EPERM:
-            error_append_hint(errp, "The host IOMMU may lack interrupt "
-                              "isolation (see iommufd.allow_unsafe_"
-                              "interrupts).\n");
+            error_append_hint(errp, "Another device of its IOMMU group may "
+                              "be bound to a different iommufd, or the host "
+                              "IOMMU lacks interrupt isolation (see "
+                              "iommufd.allow_unsafe_interrupts).\n");
             break;
         }
         return false;
@@ -238,6 +248,7 @@ static bool vfio_iommufd_bind(VFIODevice *vbasedev, int fd,
 static int vfio_iommufd_attach_ioas(VFIODevice *vbasedev, int fd,
                                     uint32_t ioas_id, Error **errp)
 {
+    ERRP_GUARD();
     struct vfio_device_attach_iommufd_pt attach = {
         .argsz = sizeof(attach),
         .flags = 0,
@@ -251,6 +262,11 @@ static int vfio_iommufd_attach_ioas(VFIODevice *vbasedev, int fd,
     if (ret) {
         error_setg_errno(errp, -ret, "cannot attach the device to IOAS %u",
                          ioas_id);
+        if (ret == -EADDRINUSE) {
+            error_append_hint(errp, "The device's reserved IOVA ranges "
+                              "overlap memory already mapped for other "
+                              "devices; give it its own iommufd object.\n");
+        }
     }
     return ret;
 }

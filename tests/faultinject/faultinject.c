@@ -353,18 +353,24 @@ int ioctl(int fd, unsigned long request, ...)
     arg = va_arg(ap, void *);
     va_end(ap);
 
-    if (request_matches(request) && fd_matches(fd, &kind)) {
+    /*
+     * The kernel takes the request as an unsigned int; callers that pass
+     * it as an int (QEMU's kvm_vm_ioctl()) sign-extend the ones with the
+     * top bit set, such as KVM_CREATE_DEVICE.
+     */
+    if (request_matches((unsigned int)request) &&
+        fd_matches(fd, &kind)) {
         pthread_mutex_lock(&lock);
         if (armed()) {
             count++;
             fail = count == nth;
-            log_match(request, kind, fail, count == 1);
+            log_match((unsigned int)request, kind, fail, count == 1);
         }
         pthread_mutex_unlock(&lock);
     }
     if (fail) {
         fprintf(stderr, "faultinject: failing %s (match %lu) on fd %d (%s) "
-                "with %s\n", request_name(request), nth, fd,
+                "with %s\n", request_name((unsigned int)request), nth, fd,
                 kind >= 0 ? fd_kinds[kind].name : "other",
                 errno_name(fail_errno));
         errno = fail_errno;

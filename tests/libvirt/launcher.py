@@ -28,6 +28,7 @@ import json
 import os
 import resource
 import shutil
+import signal
 import socket
 import struct
 import subprocess
@@ -46,7 +47,8 @@ IOMMU_OPTION = (ord(';') << 8) | 0x87
 IOMMU_OPTION_RLIMIT_MODE = 0
 IOMMU_OPTION_OP_SET = 0
 IOMMU_OPTION_OP_GET = 1
-IOMMU_OPTION_FMT = '=IIHHIQ'    # size, option_id, op, __reserved, object_id, val64
+# struct iommu_option: size, option_id, op, __reserved, object_id, val64
+IOMMU_OPTION_FMT = '=IIHHIQ'
 
 EDU_ID = 0x11e81234             # device << 16 | vendor
 EDU_DMA_SRC, EDU_DMA_DST, EDU_DMA_COUNT, EDU_DMA_CMD = 0x80, 0x88, 0x90, 0x98
@@ -143,7 +145,8 @@ class LineSocket:
         while b'\n' not in self.buf:
             data = self.sock.recv(65536)
             if not data:
-                raise Fail(f'{type(self).__name__}: QEMU closed the connection')
+                raise Fail(f'{type(self).__name__}: QEMU closed the '
+                           'connection')
             self.buf += data
         line, self.buf = self.buf.split(b'\n', 1)
         return line.decode().strip()
@@ -233,6 +236,20 @@ class Qmp(LineSocket):
                 self.sock.settimeout(None)
 
 
+def children_of(pid):
+    """Pids whose parent is pid (the QEMU that strace started)."""
+    found = []
+    for name in filter(str.isdigit, os.listdir('/proc')):
+        try:
+            with open(f'/proc/{name}/stat') as f:
+                stat = f.read()
+        except (OSError, ValueError):
+            continue
+        if int(stat.rsplit(')', 1)[1].split()[1]) == pid:
+            found.append(int(name))
+    return found
+
+
 def drop_privileges(memlock):
     """In the child, before exec: what libvirt does for QEMU."""
     def preexec():
@@ -254,43 +271,46 @@ class Vm:
         os.chown(self.dir, NOBODY, NOBODY)
         self.trace = self.path('trace.log')
         self.strace = self.path('strace.log') if strace else None
-        self.qemu_pid = None
+        self.proc = self.qemu_pid = None
         self.qt = self.qmp = None
         self.listeners = {}
+        try:
+            self.start(args, fds, memlock, connect)
+        except BaseException:
+            self.stop()
+            raise
+
+    def start(self, args, fds, memlock, connect):
         for sock_name in ('qtest', 'qmp'):
             lsock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            self.listeners[sock_name] = lsock
             lsock.bind(self.path(f'{sock_name}.sock'))
             os.chown(self.path(f'{sock_name}.sock'), NOBODY, NOBODY)
             lsock.listen(1)
-            self.listeners[sock_name] = lsock
-        cmd = [opts.qemu, '-machine', 'pc', '-accel', 'qtest',
+        cmd = [self.opts.qemu, '-machine', 'pc', '-accel', 'qtest',
                '-m', f'{GUEST_RAM // MIB}M', '-nodefaults', '-display', 'none',
-               '-qtest', f'unix:{self.path("qtest.sock")}', '-qtest-log', 'none',
+               '-qtest', f'unix:{self.path("qtest.sock")}',
+               '-qtest-log', 'none',
                '-chardev', f'socket,id=qmp,path={self.path("qmp.sock")}',
                '-mon', 'chardev=qmp,mode=control', '-D', self.trace]
         for ev in TRACE_EVENTS:
             cmd += ['-trace', f'enable={ev}']
         cmd += args
-        if strace:
+        if self.strace:
             cmd = ['strace', '-f', '-o', self.strace,
                    '-e', 'trace=open,openat,openat2,creat', '--'] + cmd
-        self.cmdline = cmd
         with open(self.path('qemu.out'), 'wb') as out:
             self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL,
                                          stdout=out, stderr=subprocess.STDOUT,
                                          pass_fds=fds, cwd=self.dir,
                                          preexec_fn=drop_privileges(memlock))
         if connect:
-            try:
-                qt = self.accept(self.listeners['qtest'])
-                ucred = qt.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED,
-                                      struct.calcsize('3i'))
-                self.qemu_pid = struct.unpack('3i', ucred)[0]
-                self.qt = Qtest(qt)
-                self.qmp = Qmp(self.accept(self.listeners['qmp']))
-            except BaseException:
-                self.stop()
-                raise
+            qt = self.accept(self.listeners['qtest'])
+            ucred = qt.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED,
+                                  struct.calcsize('3i'))
+            self.qemu_pid = struct.unpack('3i', ucred)[0]
+            self.qt = Qtest(qt)
+            self.qmp = Qmp(self.accept(self.listeners['qmp']))
 
     def path(self, name):
         return os.path.join(self.dir, name)
@@ -322,7 +342,7 @@ class Vm:
             raise Fail(f'QEMU still running after {timeout} s') from None
 
     def quit(self):
-        """Quit QEMU over QMP and check it exits cleanly (flushes the trace)."""
+        """Quit over QMP, check QEMU exits cleanly (flushes the trace)."""
         try:
             self.qmp.cmd('quit')
         except Fail:
@@ -332,9 +352,11 @@ class Vm:
 
     def stop(self):
         """End QEMU if it still runs, close sockets, keep or remove files."""
-        if self.proc.poll() is None:
-            if self.qemu_pid:
-                os.kill(self.qemu_pid, 9)
+        if self.proc and self.proc.poll() is None:
+            # QEMU first: strace, killed, would leave its tracee running.
+            for pid in [self.qemu_pid] + children_of(self.proc.pid):
+                if pid:
+                    os.kill(pid, signal.SIGKILL)
             self.proc.kill()
             self.proc.wait()
         for conn in (self.qt, self.qmp):
@@ -404,8 +426,8 @@ def setup_bridge(qt, slot, bus, mmio):
     """A pci-bridge at slot of bus 0: secondary bus, 1 MiB memory window."""
     cfg_writel(qt, 0, slot, 0x18, bus << 16 | bus << 8)     # pri 0, sec, sub
     window = ((mmio + MIB - 1) >> 16 & 0xfff0) << 16 | (mmio >> 16 & 0xfff0)
-    cfg_writel(qt, 0, slot, 0x20, window)                    # memory base/limit
-    cfg_writel(qt, 0, slot, 0x24, 0x0000fff0)                # no prefetch window
+    cfg_writel(qt, 0, slot, 0x20, window)                   # memory base/limit
+    cfg_writel(qt, 0, slot, 0x24, 0x0000fff0)               # no prefetch win.
     cmd = cfg_readl(qt, 0, slot, 0x04)
     cfg_writel(qt, 0, slot, 0x04, cmd | PCI_COMMAND_MEMORY_MASTER)
 
@@ -471,15 +493,37 @@ def assert_passed_fds_only(vm, cdevs):
     return held
 
 
+def assert_nobody_cannot_open(nodes):
+    """The user QEMU runs as cannot open the nodes at all."""
+    probe = ('import os, sys\n'
+             'for p in sys.argv[1:]:\n'
+             '    try:\n'
+             '        os.open(p, os.O_RDWR)\n'
+             '        print(p, "opened")\n'
+             '    except OSError as e:\n'
+             '        print(p, e.strerror)\n')
+    res = subprocess.run([sys.executable, '-c', probe] + nodes,
+                         capture_output=True, text=True, check=False,
+                         preexec_fn=drop_privileges(ENOUGH_MEMLOCK))
+    got = res.stdout.strip().splitlines()
+    check(got == [f'{n} Permission denied' for n in nodes],
+          f'opening the nodes as uid {NOBODY}', 'Permission denied',
+          got or res.stderr)
+    note(f'as uid {NOBODY}: ' + '; '.join(got))
+
+
 def assert_never_opened(vm):
-    """After quit: the strace log and the trace show no open of the nodes."""
-    opens = vm.strace_opens()
-    check(len(opens) > 10, 'open calls in the strace log', 'many', len(opens))
-    bad = [line for line in opens
-           if '"/dev/iommu"' in line or '"/dev/vfio' in line]
-    check(not bad, 'opens of /dev/iommu or /dev/vfio/* by QEMU', 'none', bad)
-    note(f'strace -f: {len(opens)} open/openat calls, none of /dev/iommu or '
-         f'/dev/vfio/*, e.g. {opens[-1][:100]}')
+    """After quit: the strace log (if any) and the trace show no open."""
+    if vm.strace:
+        opens = vm.strace_opens()
+        check(len(opens) > 10, 'open calls in the strace log', 'many',
+              len(opens))
+        bad = [line for line in opens
+               if '"/dev/iommu"' in line or '"/dev/vfio' in line]
+        check(not bad, 'opens of /dev/iommu or /dev/vfio/* by QEMU', 'none',
+              bad)
+        note(f'strace -f: {len(opens)} open/openat calls, none of /dev/iommu '
+             f'or /dev/vfio/*; last: {opens[-1][:100]}')
     cdev_opens = vm.trace_lines('vfio_iommufd_open_cdev')
     check(not cdev_opens, 'vfio_iommufd_open_cdev trace', 'none', cdev_opens)
     connects = vm.trace_lines('iommufd_backend_connect')
@@ -493,6 +537,7 @@ def assert_never_opened(vm):
 def case_cold_start_fds(opts):
     """Inherited fd numbers, libvirt's exact lines (pci.1 = a pci-bridge)."""
     bdf = opts.bdfs[0]
+    assert_nobody_cannot_open(['/dev/iommu', cdev_of(bdf)])
     iommufd, devfd = open_iommufd(), open_cdev(bdf)
     args = ['-device', jarg({'driver': 'pci-bridge', 'chassis_nr': 1,
                              'id': 'pci.1', 'bus': 'pci.0', 'addr': '0x3'})]
@@ -553,46 +598,72 @@ def send_fds(vm, bdf, iommufd_name, dev_name):
     finally:
         os.close(iommufd)
         os.close(devfd)
+    return iommufd_name, dev_name
 
 
-def hotplug_once(vm, bdf, n):
+def add_fds(vm, bdf, iommufd_set, dev_set):
+    """The same with QMP add-fd: fd sets, named /dev/fdset/N."""
+    iommufd, devfd = open_iommufd(), open_cdev(bdf)
+    try:
+        for fd, fdset in ((iommufd, iommufd_set), (devfd, dev_set)):
+            got = vm.qmp.cmd('add-fd', fds=[fd], **{'fdset-id': fdset})
+            check(got['fdset-id'] == fdset, 'add-fd fdset-id', fdset, got)
+    finally:
+        os.close(iommufd)
+        os.close(devfd)
+    return f'/dev/fdset/{iommufd_set}', f'/dev/fdset/{dev_set}'
+
+
+def hotplug_once(vm, bdf, n, via):
     """libvirt's hot-plug and unplug of one device, with a round trip."""
     qmp, slot = vm.qmp, 4
-    send_fds(vm, bdf, f'iommufd{n}', f'hostdev{n}')
+    if via == 'getfd':
+        iommufd_fd, dev_fd = send_fds(vm, bdf, f'iommufd{n}', f'hostdev{n}')
+    else:
+        iommufd_fd, dev_fd = add_fds(vm, bdf, 10 * n, 10 * n + 1)
     qmp.cmd('object-add', **{'qom-type': 'iommufd', 'id': 'iommufd0',
-                             'fd': f'iommufd{n}'})
+                             'fd': iommufd_fd})
+    start = time.monotonic()
     qmp.cmd('device_add', driver='vfio-pci', id='hostdev0',
-            iommufd='iommufd0', fd=f'hostdev{n}', bus='pci.0',
-            addr=f'0x{slot:x}')
+            iommufd='iommufd0', fd=dev_fd, bus='pci.0', addr=f'0x{slot:x}')
+    took = time.monotonic() - start
     held = set(vm.proc_fds().values())
     check({'/dev/iommu', cdev_of(bdf)} <= held, 'QEMU fds after device_add',
           f'/dev/iommu and {cdev_of(bdf)}', sorted(held))
     result = Edu(vm.qt, 0, slot, MMIO_BASE).round_trip(0x30 + n)
+    reply = qmp.raw('object-del', id='iommufd0')
+    check('error' in reply, 'object-del of iommufd0 while hostdev0 uses it',
+          'an error', reply)
     qmp.cmd('device_del', id='hostdev0')
     vm.qt.outl(ACPI_PCIHP_EJ, 1 << slot)        # the guest ejects the slot
     ev = qmp.wait_event('DEVICE_DELETED')
     check(ev['data'].get('device') == 'hostdev0', 'DEVICE_DELETED device',
           'hostdev0', ev['data'])
     qmp.cmd('object-del', id='iommufd0')
+    if via == 'add-fd':     # libvirt drops its fd sets after the unplug
+        qmp.cmd('remove-fd', **{'fdset-id': 10 * n})
+        qmp.cmd('remove-fd', **{'fdset-id': 10 * n + 1})
     held = set(vm.proc_fds().values())
     check(not {'/dev/iommu', cdev_of(bdf)} & held,
           'QEMU fds after device_del + object-del',
           'no /dev/iommu, no cdev', sorted(held))
-    note(f'hot-plug {n}: getfd x2, object-add, device_add, {result}, '
-         f'device_del + DEVICE_DELETED, object-del; both fds closed')
+    note(f'hot-plug {n}: {via} x2, object-add, device_add ({took:.1f} s), '
+         f'{result}, object-del refused while in use, device_del + '
+         f'DEVICE_DELETED, object-del'
+         f'{", remove-fd x2" if via == "add-fd" else ""}; both fds closed')
 
 
 def case_hotplug(opts):
-    """QMP hot-plug as libvirt does it, three times in one QEMU."""
+    """QMP hot-plug as libvirt does it: 3 times with getfd, once add-fd."""
     vm = Vm(opts, 'hotplug', [], strace=True)
     try:
         vm.assert_nobody()
-        for n in (1, 2, 3):
-            hotplug_once(vm, opts.bdfs[0], n)
+        for n, via in enumerate(['getfd'] * 3 + ['add-fd'], 1):
+            hotplug_once(vm, opts.bdfs[0], n, via)
         vm.quit()
         assert_never_opened(vm)
         connects = vm.trace_lines('iommufd_backend_connect')
-        check(len(connects) == 3, 'iommufd_backend_connect count', 3,
+        check(len(connects) == 4, 'iommufd_backend_connect count', 4,
               len(connects))
     finally:
         vm.stop()
@@ -635,7 +706,7 @@ def pinned_figures(opts, bdfs):
 
 
 def case_memlock(opts):
-    """Per-process accounting: too low a limit fails clearly; RAM pinned once."""
+    """Per-process accounting: a low limit fails clearly; RAM pinned once."""
     # 1. Cold start with the limit below guest RAM.
     vm = start_with_devices(opts, 'memlock-low', opts.bdfs[:1], LOW_MEMLOCK,
                             connect=False)

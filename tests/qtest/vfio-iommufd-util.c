@@ -28,6 +28,12 @@ static bool sysfs_hex_is(const char *dir, const char *attr, unsigned val)
            !qemu_strtoul(g_strstrip(contents), NULL, 16, &got) && got == val;
 }
 
+/* For g_ptr_array_sort(), which passes pointers to the elements. */
+static gint compare_strings(gconstpointer a, gconstpointer b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
 static void edu_find(void)
 {
     const char *drv = "/sys/bus/pci/drivers/vfio-pci";
@@ -51,7 +57,7 @@ static void edu_find(void)
         }
     }
     g_dir_close(dir);
-    g_ptr_array_sort(edu_bdfs, (GCompareFunc)g_strcmp0);
+    g_ptr_array_sort(edu_bdfs, compare_strings);
 }
 
 unsigned edu_count(void)
@@ -131,11 +137,16 @@ void vm_stop(TestVM *vm)
 bool vm_alive(TestVM *vm)
 {
     QDict *resp = qtest_qmp(vm->qts, "{'execute': 'query-status'}");
-    bool running = qdict_haskey(resp, "return") &&
-        qdict_get_bool(qdict_get_qdict(resp, "return"), "running");
+    const char *status = qdict_haskey(resp, "return") ?
+        qdict_get_str(qdict_get_qdict(resp, "return"), "status") : "none";
+    /* Started with -S, the VM stays in prelaunch. */
+    bool alive = !strcmp(status, "running") || !strcmp(status, "prelaunch");
 
+    if (!alive) {
+        g_test_message("expected the VM running, got status %s", status);
+    }
     qobject_unref(resp);
-    return running;
+    return alive;
 }
 
 static char *vm_qmp_verror(TestVM *vm, const char *fmt, va_list ap)
@@ -293,16 +304,19 @@ int qemu_run(const char *args, char **err)
     GPid pid;
     int wstatus;
 
-    g_assert(dir);
+    g_assert(dir && g_getenv("QTEST_QEMU_BINARY"));
     g_assert(g_file_set_contents(in, "{'execute': 'qmp_capabilities'}\n"
                                  "{'execute': 'quit'}\n", -1, NULL));
-    cmd = g_strdup_printf("exec %s -display none -nodefaults -accel qtest "
-                          "%s -qmp stdio <%s >%s 2>%s", qtest_qemu_binary(),
+    /* After @args: an -accel there is tried first. */
+    cmd = g_strdup_printf("exec %s -display none -nodefaults %s -accel qtest "
+                          "-qmp stdio <%s >%s 2>%s",
+                          g_getenv("QTEST_QEMU_BINARY"),
                           args, in, out, errfile);
     argv[2] = cmd;
     g_test_message("running: %s", cmd);
     g_assert(g_spawn_async(NULL, (char **)argv, NULL,
-                           G_SPAWN_DO_NOT_REAP_CHILD, NULL, NULL, &pid,
+                           G_SPAWN_DO_NOT_REAP_CHILD |
+                           G_SPAWN_LEAVE_DESCRIPTORS_OPEN, NULL, NULL, &pid,
                            NULL));
     while (waitpid(pid, &wstatus, WNOHANG) == 0) {
         if (g_get_monotonic_time() > deadline) {

@@ -5,16 +5,24 @@
 # Usage (through run-l1.sh): tests/testbed/l1-tests.sh BUILDDIR [TEST...]
 set -u
 
+# A TEST is a qtest in BUILDDIR/tests/qtest, or "libvirt" for
+# tests/libvirt/launcher.py (which plays libvirt's part).
+repo=$(cd "$(dirname "$0")/../.." && pwd)
 obj=$(cd "${1:?usage: l1-tests.sh BUILDDIR [TEST...]}" && pwd)
 shift
-[ $# -gt 0 ] || set -- vfio-edu-test vfio-iommufd-test
+[ $# -gt 0 ] || set -- vfio-edu-test vfio-iommufd-test libvirt
 export QTEST_QEMU_BINARY="$obj/qemu-system-x86_64"
 
 passed=0 failed=0
 for t in "$@"; do
     echo "=== testbed: $t"
     out=$(mktemp)
-    (cd "$obj" && "./tests/qtest/$t" --tap -k) > "$out" 2>&1
+    if [ "$t" = libvirt ]; then
+        "$repo/tests/libvirt/launcher.py" --qemu "$QTEST_QEMU_BINARY" \
+            > "$out" 2>&1
+    else
+        (cd "$obj" && "./tests/qtest/$t" --tap -k) > "$out" 2>&1
+    fi
     rc=$?
     grep -v '^# starting QEMU' "$out"
     ok=$(grep -c '^ok ' "$out")

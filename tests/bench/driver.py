@@ -1,0 +1,798 @@
+#!/usr/bin/python3
+"""Benchmark driver: iommufd against the legacy container, inside L1.
+
+Run by tests/bench/run.sh through tests/testbed/run-l1.sh (as root in L1,
+with the edu devices bound to vfio-pci).  Starts our QEMU again and again,
+both paths interleaved in this one boot, and writes everything it measured
+to $L1_RESULTS/raw.json, with the logs it measured from under
+$L1_RESULTS/logs/.  It prints progress and figures; it never judges them.
+Exit status: 0, or 1 if something broke (a QEMU that did not start, ...).
+
+Environment: BENCH_QEMU (our QEMU), BENCH_REF (ioas-map-ref), L1_EDU_BDFS,
+L1_RESULTS; BENCH_QUICK=1 for fewer repetitions (a smoke run).
+"""
+
+import json
+import os
+import re
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+QEMU = os.environ.get("BENCH_QEMU", "/work/main/build/obj/qemu-system-x86_64")
+REF = os.environ.get("BENCH_REF", "/work/main/build/bench/ioas-map-ref")
+OUT = os.environ["L1_RESULTS"]
+LOGS = os.path.join(OUT, "logs")
+BDFS = sorted(os.environ["L1_EDU_BDFS"].split())
+QUICK = os.environ.get("BENCH_QUICK") == "1"
+
+STARTUP_RUNS = 3 if QUICK else 7
+MAP_SIZES = [256, 1024] if QUICK else [256, 1024, 2048]    # MiB
+MAP_RUNS = 1 if QUICK else 5
+HOTPLUG_CYCLES = 3 if QUICK else 20
+MEMORY_RUNS = 1 if QUICK else 3
+SLOTS = [4, 5]
+ACPI_EJECT_PORT = 0xae08            # ACPI_PCIHP_ADDR + PCI_EJ_BASE (piix4)
+PATHS = ["iommufd", "legacy"]
+
+# Trace events: only what a figure needs, the same for both paths.
+REALIZE_EVENTS = ["vfio_mdev", "vfio_intx_enable"]
+MAP_EVENTS = ["vfio_listener_region_add_ram", "vfio_listener_region_del",
+              "iommufd_backend_map_dma", "iommufd_backend_unmap_dma"]
+
+STRACE = ["strace", "-f", "--seccomp-bpf", "-ttt", "-T", "-y", "-X", "raw"]
+
+
+def log(*args):
+    print(*args, flush=True)
+
+
+def median(xs):
+    return statistics.median(xs) if xs else None
+
+
+# --- QEMU under our control ------------------------------------------------
+
+class Vm:
+    """One QEMU, with QMP and the qtest protocol on sockets we listen on."""
+
+    def __init__(self, name, args, mem="256M", accel="qtest", events=(),
+                 strace=None, extra=()):
+        self.name = name
+        self.tmp = tempfile.mkdtemp(prefix="bench-", dir="/tmp")
+        self.trace = os.path.join(LOGS, name + ".trace")
+        self.strace = os.path.join(LOGS, name + ".strace") if strace else None
+        self.events = []            # QMP events seen
+        self.buf = b""
+        qmp_path = os.path.join(self.tmp, "qmp.sock")
+        qtest_path = os.path.join(self.tmp, "qtest.sock")
+        listeners = []
+        for path in (qmp_path, qtest_path):
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            s.bind(path)
+            s.listen(1)
+            s.settimeout(120)
+            listeners.append(s)
+        cmd = [QEMU, "-machine", "pc", "-m", mem, "-nodefaults",
+               "-display", "none", "-accel", accel,
+               "-qtest", "unix:" + qtest_path, "-qmp", "unix:" + qmp_path,
+               "-msg", "timestamp=on", "-D", self.trace]
+        for e in events:
+            cmd += ["-trace", "enable=" + e]
+        cmd += list(extra) + list(args)
+        if strace:
+            cmd = STRACE + ["-e", "trace=" + strace, "-o", self.strace] + cmd
+        self.stderr = open(os.path.join(LOGS, name + ".err"), "w")
+        self.t_exec = time.time()
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL,
+                                     stdout=self.stderr,
+                                     stderr=subprocess.STDOUT)
+        try:
+            self.qmp, _ = listeners[0].accept()
+            self.qtest, _ = listeners[1].accept()
+        except socket.timeout:
+            self.proc.kill()
+            self.proc.wait()
+            raise RuntimeError("%s: QEMU did not connect (see %s.err)"
+                               % (name, name))
+        finally:
+            for s in listeners:
+                s.close()
+        self.qmp.settimeout(300)
+        self.qtest.settimeout(60)
+        self.greeting = self._recv()
+        self.cmd("qmp_capabilities")
+        self.t_ready = time.time()
+
+    def pid(self):
+        """The QEMU process (a child of strace when traced)."""
+        if not self.strace:
+            return self.proc.pid
+        with open("/proc/%d/task/%d/children"
+                  % (self.proc.pid, self.proc.pid)) as f:
+            return int(f.read().split()[0])
+
+    def _recv(self):
+        while b"\n" not in self.buf:
+            data = self.qmp.recv(65536)
+            if not data:
+                raise RuntimeError("%s: QMP connection closed" % self.name)
+            self.buf += data
+        line, self.buf = self.buf.split(b"\n", 1)
+        return json.loads(line)
+
+    def cmd(self, execute, **arguments):
+        msg = {"execute": execute}
+        if arguments:
+            msg["arguments"] = arguments
+        self.qmp.sendall(json.dumps(msg).encode() + b"\n")
+        while True:
+            resp = self._recv()
+            if "event" in resp:
+                self.events.append(resp)
+                continue
+            if "error" in resp:
+                raise RuntimeError("%s: %s: %s" % (self.name, execute,
+                                                   resp["error"]["desc"]))
+            return resp["return"]
+
+    def wait_event(self, name):
+        while True:
+            for i, e in enumerate(self.events):
+                if e["event"] == name:
+                    return self.events.pop(i)
+            self.events.append(self._recv())
+
+    def outl(self, port, value):
+        self.qtest.sendall(b"outl 0x%x 0x%x\n" % (port, value))
+        reply = b""
+        while not reply.endswith(b"\n"):
+            data = self.qtest.recv(4096)
+            if not data:
+                raise RuntimeError("%s: qtest connection closed" % self.name)
+            reply += data
+        if not reply.startswith(b"OK"):
+            raise RuntimeError("%s: qtest outl: %r" % (self.name, reply))
+
+    def unplug(self, dev_id, slot):
+        """device_del, the guest's ACPI eject, then DEVICE_DELETED."""
+        self.cmd("device_del", id=dev_id)
+        self.outl(ACPI_EJECT_PORT, 1 << slot)
+        self.wait_event("DEVICE_DELETED")
+
+    def quit(self):
+        try:
+            self.cmd("quit")
+        except (RuntimeError, OSError):
+            pass
+        try:
+            self.proc.wait(timeout=120)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.qmp.close()
+        self.qtest.close()
+        self.stderr.close()
+        shutil.rmtree(self.tmp, ignore_errors=True)
+        return self.proc.returncode
+
+
+def device_args(path, bdf, dev_id, slot):
+    """The -device option (as a QMP-like dict and as a string)."""
+    props = {"driver": "vfio-pci", "host": bdf, "id": dev_id,
+             "addr": str(slot)}
+    if path == "iommufd":
+        props["iommufd"] = "iommufd0"
+    return props
+
+
+def cold_args(path, ndev):
+    args = []
+    if path == "iommufd":
+        args += ["-object", "iommufd,id=iommufd0"]
+    for i in range(ndev):
+        props = device_args(path, BDFS[i], "hostdev%d" % i, SLOTS[i])
+        args += ["-device", ",".join(
+            [props.pop("driver")] + ["%s=%s" % kv for kv in props.items()])]
+    return args
+
+
+# --- Logs ------------------------------------------------------------------
+
+TRACE_RE = re.compile(r"^(\d+)@(\d+\.\d+):(\w+) ?(.*)$")
+
+
+def read_trace(path):
+    """[(time, event, args)] of a -msg timestamp=on trace log."""
+    out = []
+    with open(path) as f:
+        for line in f:
+            m = TRACE_RE.match(line.rstrip("\n"))
+            if m:
+                out.append((float(m.group(2)), m.group(3), m.group(4)))
+    return out
+
+
+def first(trace, event):
+    for t, e, _ in trace:
+        if e == event:
+            return t
+    return None
+
+
+def hexarg(args, key):
+    m = re.search(r"\b%s=(0x[0-9a-f]+|\d+)" % key, args)
+    return int(m.group(1), 0) if m else None
+
+
+STRACE_RE = re.compile(r"^(\d+)\s+(\d+\.\d+) (.*)$")
+CALL_RE = re.compile(r"^(\w+)\((.*)\) += (.*?)(?: <(\d+\.\d+)>)?$")
+
+
+def read_strace(path):
+    """[{pid, t, call, args, ret, err, dur}] with unfinished calls joined."""
+    calls, pending = [], {}
+    with open(path) as f:
+        for line in f:
+            m = STRACE_RE.match(line.rstrip("\n"))
+            if not m:
+                continue
+            pid, t, rest = int(m.group(1)), float(m.group(2)), m.group(3)
+            if rest.endswith(" <unfinished ...>"):
+                pending[pid] = (t, rest[:-len(" <unfinished ...>")])
+                continue
+            r = re.match(r"^<\.\.\. \w+ resumed>(.*)$", rest)
+            if r:
+                if pid not in pending:
+                    continue
+                t, head = pending.pop(pid)
+                rest = head + r.group(1)
+            c = CALL_RE.match(rest)
+            if not c:
+                continue
+            ret = c.group(3)
+            rm = re.match(r"^(-?\d+|0x[0-9a-f]+)(?:<(.*)>)?(?: (E\w+))?", ret)
+            calls.append({
+                "pid": pid, "t": t, "call": c.group(1), "args": c.group(2),
+                "ret": int(rm.group(1), 0) if rm else None,
+                "ret_path": rm.group(2) if rm else None,
+                "err": rm.group(3) if rm else None,
+                "dur": float(c.group(4)) if c.group(4) else 0.0,
+            })
+    return calls
+
+
+def load_ioctl_names():
+    """{(fd class, number): name}, the numbers from the kernel's headers."""
+    names = {}
+    out = subprocess.run([REF, "ioctls"], check=True, capture_output=True,
+                         text=True).stdout
+    for line in out.split("\n"):
+        if not line:
+            continue
+        name, nr = line.split()
+        if name.startswith("IOMMU_"):
+            cls = "iommufd"
+        elif name.startswith("VFIO_GROUP_"):
+            cls = "group"
+        elif name.startswith("VFIO_DEVICE_"):
+            cls = "device"
+        elif name.startswith("VFIO_"):
+            cls = "container"
+        elif name == "KVM_CREATE_DEVICE":
+            cls = "kvm-vm"
+        else:
+            cls = "kvm-vfio"
+        names[(cls, int(nr, 16))] = name
+    return names
+
+
+def fd_class(path):
+    if path == "/dev/iommu":
+        return "iommufd"
+    if path == "/dev/vfio/vfio":
+        return "container"
+    if re.fullmatch(r"/dev/vfio/\d+", path):
+        return "group"
+    if path.startswith("/dev/vfio/devices/") or "vfio-device" in path:
+        return "device"
+    if path.startswith("anon_inode:kvm-vfio"):
+        return "kvm-vfio"
+    if path.startswith("anon_inode:kvm-vm"):
+        return "kvm-vm"
+    return None
+
+
+FD_ARG_RE = re.compile(r"^(-?\d+)<([^>]*)>(?:, ([^,]+))?(?:, (.*))?$")
+
+
+def vfio_calls(calls, names):
+    """The vfio, iommufd and kvm-vfio calls of an strace log, named."""
+    out = []
+    for c in calls:
+        if c["call"] == "openat":
+            path = c["ret_path"] or ""
+            m = re.search(r'"([^"]*)"', c["args"])
+            want = m.group(1) if m else ""
+            cls = fd_class(path) or fd_class(want)
+            if cls:
+                out.append(dict(c, name="open " + want, cls=cls))
+            elif re.match(r"/sys/(bus/pci/devices|devices)/", want) and \
+                    any(b in want for b in BDFS):
+                out.append(dict(c, name="sysfs open", cls="sysfs"))
+            continue
+        m = FD_ARG_RE.match(c["args"])
+        if not m:
+            continue
+        cls = fd_class(m.group(2))
+        if not cls:
+            continue
+        if c["call"] == "close":
+            out.append(dict(c, name="close " + cls, cls=cls))
+            continue
+        if c["call"] != "ioctl":
+            continue
+        nr = int(m.group(3), 0)
+        name = names.get((cls, nr))
+        if cls == "kvm-vm" and name is None:
+            continue                # memslots and the like: not ours
+        out.append(dict(c, name=name or "%s ioctl 0x%x" % (cls, nr),
+                        cls=cls, arg=m.group(4)))
+    return out
+
+
+# --- 1. Syscall budget -----------------------------------------------------
+
+# The calls each phase needs at the least (device-level queries such as
+# VFIO_DEVICE_GET_REGION_INFO are the same on both paths and counted apart).
+MINIMUM = {
+    "iommufd": {
+        "start": ["open /dev/vfio/devices/vfioN", "open /dev/iommu",
+                  "KVM_CREATE_DEVICE", "KVM_SET_DEVICE_ATTR",
+                  "VFIO_DEVICE_BIND_IOMMUFD", "IOMMU_IOAS_ALLOC",
+                  "VFIO_DEVICE_ATTACH_IOMMUFD_PT", "IOMMU_IOAS_IOVA_RANGES",
+                  "VFIO_DEVICE_GET_INFO", "MAP per RAM section"],
+        "second": ["open /dev/vfio/devices/vfioN", "KVM_SET_DEVICE_ATTR",
+                   "VFIO_DEVICE_BIND_IOMMUFD", "VFIO_DEVICE_ATTACH_IOMMUFD_PT",
+                   "VFIO_DEVICE_GET_INFO"],
+        "unplug": ["KVM_SET_DEVICE_ATTR", "close device"],
+        "unplug-last": ["KVM_SET_DEVICE_ATTR", "close device",
+                        "close iommufd"],
+    },
+    "legacy": {
+        "start": ["open /dev/vfio/N", "VFIO_GROUP_GET_STATUS",
+                  "open /dev/vfio/vfio", "VFIO_GET_API_VERSION",
+                  "VFIO_CHECK_EXTENSION", "VFIO_GROUP_SET_CONTAINER",
+                  "VFIO_SET_IOMMU", "VFIO_IOMMU_GET_INFO",
+                  "KVM_CREATE_DEVICE", "KVM_SET_DEVICE_ATTR",
+                  "VFIO_GROUP_GET_DEVICE_FD", "VFIO_DEVICE_GET_INFO",
+                  "MAP per RAM section"],
+        "second": ["open /dev/vfio/N", "VFIO_GROUP_GET_STATUS",
+                   "VFIO_GROUP_SET_CONTAINER", "KVM_SET_DEVICE_ATTR",
+                   "VFIO_GROUP_GET_DEVICE_FD", "VFIO_DEVICE_GET_INFO"],
+        "unplug": ["KVM_SET_DEVICE_ATTR", "close device", "close group"],
+        "unplug-last": ["KVM_SET_DEVICE_ATTR", "close device", "close group",
+                        "close container"],
+    },
+}
+MAP_NAME = {"iommufd": "IOMMU_IOAS_MAP", "legacy": "VFIO_IOMMU_MAP_DMA"}
+UNMAP_NAME = {"iommufd": "IOMMU_IOAS_UNMAP", "legacy": "VFIO_IOMMU_UNMAP_DMA"}
+QUERIES = {"IOMMU_IOAS_IOVA_RANGES", "VFIO_IOMMU_GET_INFO",
+           "VFIO_CHECK_EXTENSION", "VFIO_GET_API_VERSION",
+           "VFIO_GROUP_GET_STATUS", "IOMMU_GET_HW_INFO",
+           "KVM_HAS_DEVICE_ATTR"}
+# Per-device calls that are the same whichever path set the device up.
+DEVICE_COMMON = {"VFIO_DEVICE_GET_REGION_INFO", "VFIO_DEVICE_GET_IRQ_INFO",
+                 "VFIO_DEVICE_SET_IRQS", "VFIO_DEVICE_RESET",
+                 "VFIO_DEVICE_GET_PCI_HOT_RESET_INFO",
+                 "VFIO_DEVICE_PCI_HOT_RESET", "VFIO_DEVICE_FEATURE",
+                 "VFIO_DEVICE_IOEVENTFD"}
+
+
+def short(call):
+    """A call's name as the minimum lists name it."""
+    n = call["name"]
+    if n.startswith("open /dev/vfio/devices/"):
+        return "open /dev/vfio/devices/vfioN"
+    if re.fullmatch(r"open /dev/vfio/\d+", n):
+        return "open /dev/vfio/N"
+    return n
+
+
+def budget_phase(path, phase, calls, trace):
+    """Compare one phase's calls with its minimum; name the extra ones."""
+    sections = sum(1 for _, e, _ in trace if e == "vfio_listener_region_add_ram")
+    main, common, sysfs = [], [], 0
+    for c in calls:
+        if c["cls"] == "sysfs":
+            sysfs += 1
+        elif c["name"] in DEVICE_COMMON:
+            common.append(c)
+        else:
+            main.append(c)
+    minimum = list(MINIMUM[path][phase])
+    if "MAP per RAM section" in minimum:
+        minimum.remove("MAP per RAM section")
+        minimum += [MAP_NAME[path]] * sections
+    left = list(minimum)
+    extra = []
+    for c in main:
+        s = short(c)
+        if s in left:
+            left.remove(s)
+        else:
+            extra.append(c)
+    # Why each extra call is there.
+    redundant = []
+    seen = {}
+    for c in main:
+        seen.setdefault(c["name"], []).append(c)
+    for c in extra:
+        n = c["name"]
+        if n in QUERIES and len(seen[n]) > 1:
+            why = "repeated query (%d calls%s)" % (
+                len(seen[n]), ", the first one %s: a sizing pass"
+                % seen[n][0]["err"] if seen[n][0]["err"] else "")
+        elif n == UNMAP_NAME[path] and phase.startswith("unplug"):
+            why = ("explicit unmap of a RAM section before the IOAS/container "
+                   "goes (closing or destroying it unmaps everything)")
+        elif n == UNMAP_NAME[path]:
+            why = "unmap during this phase"
+        elif n == MAP_NAME[path]:
+            why = "map beyond one per RAM section"
+        elif n == "IOMMU_DESTROY" and phase == "unplug-last":
+            why = ("IOAS destroyed explicitly before /dev/iommu is closed "
+                   "(closing destroys it)")
+        elif n == "VFIO_DEVICE_DETACH_IOMMUFD_PT":
+            why = ("explicit detach before the device fd is closed (closing "
+                   "it detaches and unbinds)")
+        elif n == "VFIO_GROUP_UNSET_CONTAINER":
+            why = ("explicit unset before the group fd is closed (closing "
+                   "it unsets)")
+        elif n.startswith("close") or n.startswith("open"):
+            why = "fd handling beyond the minimum"
+        elif c["err"]:
+            why = "failed call (%s)" % c["err"]
+        else:
+            why = "beyond the minimum"
+        redundant.append({"name": n, "why": why, "ret": c["ret"],
+                          "err": c["err"]})
+    # MAPs undone by an UNMAP of the same range within the phase.
+    maps, undone = [], []
+    for t, e, a in trace:
+        if e == "vfio_listener_region_add_ram":
+            m = re.search(r"(0x[0-9a-f]+) - (0x[0-9a-f]+)", a)
+            maps.append((int(m.group(1), 16), int(m.group(2), 16)))
+        elif e == "vfio_listener_region_del":
+            m = re.search(r"(0x[0-9a-f]+) - (0x[0-9a-f]+)", a)
+            r = (int(m.group(1), 16), int(m.group(2), 16))
+            if r in maps:
+                maps.remove(r)
+                undone.append("0x%x-0x%x" % r)
+    errors = [c["name"] + " " + c["err"] for c in main + common if c["err"]]
+    return {
+        "calls": [{"name": c["name"], "ret": c["ret"], "err": c["err"],
+                   "dur": c["dur"]} for c in main],
+        "count": len(main),
+        "minimum": minimum,
+        "minimum_count": len(minimum),
+        "missing": left,
+        "extra": redundant,
+        "map_undone_by_unmap": undone,
+        "ram_sections": sections,
+        "device_common_count": len(common),
+        "device_common": sorted(set(c["name"] for c in common)),
+        "sysfs_opens": sysfs,
+        "failed": errors,
+    }
+
+
+def bench_syscalls(names):
+    accel = "kvm" if os.access("/dev/kvm", os.R_OK | os.W_OK) else "qtest"
+    log("== 1. syscall budget (accel %s)" % accel)
+    result = {"accel": accel, "paths": {}}
+    for path in PATHS:
+        name = "budget-" + path
+        extra = ["-S"] if accel == "kvm" else []
+        marks = []
+        vm = Vm(name, cold_args(path, 1), accel=accel, extra=extra,
+                events=MAP_EVENTS, strace="ioctl,openat,close")
+        marks.append(("start", vm.t_exec))
+        t = time.time()
+        marks.append(("second", t))
+        props = device_args(path, BDFS[1], "hostdev1", SLOTS[1])
+        vm.cmd("device_add", **props)
+        time.sleep(0.5)
+        marks.append(("unplug", time.time()))
+        vm.unplug("hostdev1", SLOTS[1])
+        time.sleep(0.5)
+        marks.append(("unplug-last", time.time()))
+        vm.unplug("hostdev0", SLOTS[0])
+        time.sleep(0.5)
+        marks.append(("quit", time.time()))
+        vm.quit()
+        calls = vfio_calls(read_strace(vm.strace), names)
+        trace = read_trace(vm.trace)
+        phases = {}
+        for i, (phase, t0) in enumerate(marks[:-1]):
+            t1 = marks[i + 1][1]
+            pc = [c for c in calls if t0 <= c["t"] < t1]
+            pt = [x for x in trace if t0 <= x[0] < t1]
+            phases[phase] = budget_phase(path, phase, pc, pt)
+            p = phases[phase]
+            log("  %-8s %-11s %2d calls (minimum %2d), device-common %d, "
+                "extra: %s" % (path, phase, p["count"], p["minimum_count"],
+                               p["device_common_count"],
+                               ", ".join(e["name"] for e in p["extra"])
+                               or "none"))
+        result["paths"][path] = {"phases": phases,
+                                 "quit_calls": [c["name"] for c in calls
+                                                if c["t"] >= marks[-1][1]]}
+    return result
+
+
+# --- 2. Start-up -----------------------------------------------------------
+
+def bench_startup():
+    log("== 2. start-up, %d runs each, interleaved" % STARTUP_RUNS)
+    variants = ["none", "legacy", "iommufd"]
+    runs = {v: [] for v in variants}
+    for i in range(STARTUP_RUNS):
+        order = variants[i % 3:] + variants[:i % 3]
+        for v in order:
+            args = [] if v == "none" else cold_args(v, 1)
+            vm = Vm("startup-%s-%d" % (v, i), args, events=REALIZE_EVENTS)
+            vm.quit()
+            trace = read_trace(vm.trace)
+            t_begin, t_end = first(trace, "vfio_mdev"), \
+                first(trace, "vfio_intx_enable")
+            r = {"ready": vm.t_ready - vm.t_exec}
+            if v != "none":
+                r["realized"] = t_end - vm.t_exec
+                r["realize"] = t_end - t_begin
+            runs[v].append(r)
+    med = {v: {k: median([r[k] for r in runs[v]]) for k in runs[v][0]}
+           for v in variants}
+    for v in variants:
+        log("  %-8s " % v + ", ".join("%s %.3f s" % kv for kv in
+                                      med[v].items()))
+    return {"runs": runs, "median": med}
+
+
+# --- 3. Mapping cost -------------------------------------------------------
+
+def map_spec(trace, path):
+    """The IOAS_MAP calls QEMU made, as ioas-map-ref's SPEC."""
+    lines = []
+    for _, e, a in trace:
+        if e == "iommufd_backend_map_dma" and hexarg(a, "errno") == 0:
+            lines.append("0x%x 0x%x 0x%x %d" % (
+                hexarg(a, "iova"), hexarg(a, "size"), hexarg(a, "vaddr"),
+                hexarg(a, "readonly")))
+    with open(path, "w") as f:
+        f.write("\n".join(lines) + "\n")
+    return len(lines)
+
+
+def strace_map_sum(path, names, name):
+    calls = vfio_calls(read_strace(path), names)
+    maps = [c for c in calls if c["name"] == name and c["ret"] == 0]
+    return sum(c["dur"] for c in maps), [c["dur"] for c in maps]
+
+
+def run_ref(kind, node, spec, tag, traced):
+    cmd = [REF, kind, node, spec]
+    st = None
+    if traced:
+        st = os.path.join(LOGS, tag + ".strace")
+        cmd = STRACE + ["-e", "trace=ioctl", "-o", st] + cmd
+    out = subprocess.run(cmd, check=True, capture_output=True,
+                         text=True).stdout
+    with open(os.path.join(LOGS, tag + ".out"), "w") as f:
+        f.write(out)
+    total = [ln for ln in out.split("\n") if ln.startswith("total ")][0]
+    internal = int(total.split()[1]) / 1e9
+    return st, internal
+
+
+def bench_map(names):
+    log("== 3. mapping cost, %s MiB, %d runs each, interleaved"
+        % (MAP_SIZES, MAP_RUNS))
+    bdf = BDFS[0]
+    cdev = "/dev/vfio/devices/" + os.listdir(
+        "/sys/bus/pci/devices/%s/vfio-dev" % bdf)[0]
+    group = "/dev/vfio/" + os.path.basename(
+        os.readlink("/sys/bus/pci/devices/%s/iommu_group" % bdf))
+    variants = ["qemu-iommufd", "qemu-legacy", "ref-iommufd", "ref-type1",
+                "ref-iommufd-untraced", "ref-type1-untraced"]
+    result = {"sizes_mib": MAP_SIZES, "runs": {}, "median": {},
+              "calls": {}, "ref_internal": {}}
+    for size in MAP_SIZES:
+        runs = {v: [] for v in variants}
+        percall = {v: [] for v in variants}
+        internal = {v: [] for v in variants}
+        spec = os.path.join(LOGS, "map-%d.spec" % size)
+        nspec = None
+        for i in range(MAP_RUNS):
+            order = variants[i % 2 * 2:] + variants[:i % 2 * 2]
+            for v in order:
+                tag = "map-%d-%s-%d" % (size, v, i)
+                if v.startswith("qemu-"):
+                    path = v[5:]
+                    vm = Vm(tag, cold_args(path, 1), mem="%dM" % size,
+                            events=MAP_EVENTS, strace="ioctl")
+                    vm.quit()
+                    if path == "iommufd" and nspec is None:
+                        nspec = map_spec(read_trace(vm.trace), spec)
+                    total, each = strace_map_sum(vm.strace, names,
+                                                 MAP_NAME[path])
+                else:
+                    if nspec is None:
+                        raise RuntimeError("no map spec before " + tag)
+                    kind = "iommufd" if "iommufd" in v else "type1"
+                    traced = not v.endswith("-untraced")
+                    st, inner = run_ref(kind, cdev if kind == "iommufd"
+                                        else group, spec, tag, traced)
+                    internal[v].append(inner)
+                    if traced:
+                        total, each = strace_map_sum(
+                            st, names, MAP_NAME["iommufd" if kind == "iommufd"
+                                                else "legacy"])
+                    else:
+                        total, each = inner, []
+                runs[v].append(total)
+                percall[v].append(each)
+        result["runs"][str(size)] = runs
+        result["calls"][str(size)] = percall
+        result["ref_internal"][str(size)] = internal
+        result["median"][str(size)] = {v: median(runs[v]) for v in variants}
+        result.setdefault("map_calls", {})[str(size)] = nspec
+        log("  %5d MiB: " % size + ", ".join(
+            "%s %.3f s" % (v, result["median"][str(size)][v])
+            for v in variants))
+    return result
+
+
+# --- 4. Hot-plug cycle -----------------------------------------------------
+
+def bench_hotplug():
+    log("== 4. hot-plug, %d cycles each, interleaved" % HOTPLUG_CYCLES)
+    vm = Vm("hotplug", ["-object", "iommufd,id=iommufd0"])
+    runs = {p: [] for p in PATHS}
+    first_cycle = {}
+    try:
+        # The first cycle of each path faults guest RAM in (pinning does);
+        # later ones pin present pages, as hot-plug into a running guest
+        # does.  Recorded apart.
+        for path in PATHS:
+            props = device_args(path, BDFS[0], "hp0", SLOTS[0])
+            t0 = time.time()
+            vm.cmd("device_add", **props)
+            t1 = time.time()
+            vm.unplug("hp0", SLOTS[0])
+            first_cycle[path] = {"add": t1 - t0, "del": time.time() - t1}
+        for i in range(HOTPLUG_CYCLES):
+            for path in (PATHS if i % 2 == 0 else PATHS[::-1]):
+                props = device_args(path, BDFS[0], "hp0", SLOTS[0])
+                t0 = time.time()
+                vm.cmd("device_add", **props)
+                t1 = time.time()
+                vm.unplug("hp0", SLOTS[0])
+                t2 = time.time()
+                runs[path].append({"add": t1 - t0, "del": t2 - t1,
+                                   "cycle": t2 - t0})
+    finally:
+        vm.quit()
+    med = {p: {k: median([r[k] for r in runs[p]]) for k in runs[p][0]}
+           for p in PATHS}
+    for p in PATHS:
+        log("  %-8s " % p + ", ".join("%s %.3f s" % kv for kv in
+                                      med[p].items()))
+    return {"runs": runs, "median": med, "first_cycle": first_cycle}
+
+
+# --- 5. Memory -------------------------------------------------------------
+
+STATUS_KEYS = ["VmRSS", "RssAnon", "RssFile", "VmLck", "VmPin"]
+
+
+def read_status(pid):
+    out = {}
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            k, _, v = line.partition(":")
+            if k in STATUS_KEYS:
+                out[k] = int(v.split()[0])      # kB
+    return out
+
+
+def bench_memory():
+    log("== 5. memory, 0/1/2 devices, %d runs each" % MEMORY_RUNS)
+    variants = [("none", 0), ("legacy", 1), ("iommufd", 1), ("legacy", 2),
+                ("iommufd", 2)]
+    runs = {}
+    for i in range(MEMORY_RUNS):
+        for path, n in variants:
+            key = "%s-%d" % (path, n)
+            args = [] if path == "none" else cold_args(path, n)
+            vm = Vm("memory-%s-%d" % (key, i), args)
+            time.sleep(0.5)
+            st = read_status(vm.pid())
+            vm.quit()
+            runs.setdefault(key, []).append(st)
+    med = {k: {s: median([r[s] for r in v]) for s in STATUS_KEYS}
+           for k, v in runs.items()}
+    for k, v in med.items():
+        log("  %-10s " % k + ", ".join("%s %d kB" % kv for kv in v.items()))
+    return {"runs": runs, "median": med, "unit": "kB"}
+
+
+# --- Main ------------------------------------------------------------------
+
+def sh(cmd):
+    return subprocess.run(cmd, shell=True, capture_output=True,
+                          text=True).stdout.strip()
+
+
+def environment():
+    env = {
+        "uname": sh("uname -srvm"),
+        "cpu": sh("grep -m1 'model name' /proc/cpuinfo | cut -d: -f2-"),
+        "cpus": os.cpu_count(),
+        "mem_total_kb": int(sh("awk '/MemTotal/ {print $2}' /proc/meminfo")),
+        "qemu": sh(QEMU + " --version | head -n1"),
+        "strace": sh("strace -V | head -n1"),
+        "thp": sh("cat /sys/kernel/mm/transparent_hugepage/enabled "
+                  "2>/dev/null") or "not built in",
+        "kvm": os.path.exists("/dev/kvm"),
+        "edu_bdfs": BDFS,
+        "quick": QUICK,
+    }
+    return env
+
+
+def loadavg():
+    with open("/proc/loadavg") as f:
+        return f.read().split()[:3]
+
+
+def main():
+    os.makedirs(LOGS, exist_ok=True)
+    if len(BDFS) < 2:
+        log("needs two edu devices bound to vfio-pci, found %s" % BDFS)
+        return 1
+    results = {"env": environment(), "l1_loadavg_start": loadavg()}
+    log("L1: %s, %s, QEMU %s" % (results["env"]["uname"],
+                                  results["env"]["cpu"],
+                                  results["env"]["qemu"]))
+    names = load_ioctl_names()
+    rc = 0
+    steps = [("syscalls", lambda: bench_syscalls(names)),
+             ("startup", bench_startup),
+             ("map", lambda: bench_map(names)),
+             ("hotplug", bench_hotplug),
+             ("memory", bench_memory)]
+    only = os.environ.get("BENCH_ONLY")
+    for key, fn in steps:
+        if only and key not in only.split(","):
+            continue
+        t0 = time.time()
+        try:
+            results[key] = fn()
+        except Exception as e:      # record it, go on, fail at the end
+            log("!! %s broke: %s" % (key, e))
+            results.setdefault("errors", {})[key] = str(e)
+            rc = 1
+        log("   (%s took %.0f s)" % (key, time.time() - t0))
+    results["l1_loadavg_end"] = loadavg()
+    with open(os.path.join(OUT, "raw.json"), "w") as f:
+        json.dump(results, f, indent=1, sort_keys=True)
+    return rc
+
+
+if __name__ == "__main__":
+    sys.exit(main())

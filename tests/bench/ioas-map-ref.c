@@ -1,0 +1,349 @@
+/*
+ * ioas-map-ref: the kernel's own cost of the DMA map calls QEMU makes
+ *
+ * Sets up what QEMU's VFIO code sets up before it maps guest RAM, with
+ * nothing else around it, then issues the same map calls (same IOVAs,
+ * sizes and permissions) on anonymous memory that is mmap'd the way QEMU
+ * mmaps guest RAM (private, anonymous, MADV_HUGEPAGE, not prefaulted:
+ * pinning faults the pages in) and times each call.
+ *
+ *   ioas-map-ref ioctls                 print "NAME 0xNUMBER" for the
+ *                                       ioctls the benchmark decodes
+ *   ioas-map-ref iommufd CDEV SPEC      /dev/iommu + the device cdev: BIND,
+ *                                       IOAS_ALLOC, ATTACH, then IOAS_MAP
+ *   ioas-map-ref type1 GROUP SPEC       /dev/vfio/vfio + the group:
+ *                                       SET_CONTAINER, SET_IOMMU, then
+ *                                       VFIO_IOMMU_MAP_DMA
+ *
+ * SPEC has one map a line, "IOVA SIZE VADDR READONLY" (hex, hex, hex, 0/1),
+ * in QEMU's order; VADDR is where QEMU had the memory, so that the layout
+ * (and 2 MiB alignment) is the same: the program maps its memory at the
+ * same addresses when it can.  Output: "map IOVA SIZE NS" per call and
+ * "total NS COUNT".  Exit status 0, or 1 with a message if a call failed.
+ *
+ * Copyright (c) 2026 The qemu-iommufd developers
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+#include <linux/iommufd.h>
+#include <linux/kvm.h>
+#include <linux/vfio.h>
+
+#ifndef MAP_FIXED_NOREPLACE
+#define MAP_FIXED_NOREPLACE 0x100000
+#endif
+
+#define HUGE_SIZE (2UL << 20)
+#define MAX_MAPS 4096
+
+struct map {
+    uint64_t iova, size, vaddr;
+    int readonly;
+    char *host;                 /* our copy of the memory at vaddr */
+};
+
+static struct map maps[MAX_MAPS];
+static int nmaps;
+
+static void die(const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    fputs("ioas-map-ref: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+    exit(1);
+}
+
+static int xopen(const char *path)
+{
+    int fd = open(path, O_RDWR | O_CLOEXEC);
+
+    if (fd < 0) {
+        die("open %s: %s", path, strerror(errno));
+    }
+    return fd;
+}
+
+static void xioctl(int fd, unsigned long req, void *arg, const char *what)
+{
+    if (ioctl(fd, req, arg)) {
+        die("%s: %s", what, strerror(errno));
+    }
+}
+
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1000000000ULL + ts.tv_nsec;
+}
+
+static void read_spec(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    char line[256];
+
+    if (!f) {
+        die("open %s: %s", path, strerror(errno));
+    }
+    while (fgets(line, sizeof(line), f)) {
+        struct map *m = &maps[nmaps];
+
+        if (sscanf(line, "%" SCNx64 " %" SCNx64 " %" SCNx64 " %d",
+                   &m->iova, &m->size, &m->vaddr, &m->readonly) != 4) {
+            continue;
+        }
+        if (++nmaps == MAX_MAPS) {
+            die("too many maps in %s", path);
+        }
+    }
+    fclose(f);
+    if (!nmaps) {
+        die("no maps in %s", path);
+    }
+}
+
+static int by_vaddr(const void *a, const void *b)
+{
+    const struct map *x = *(const struct map * const *)a;
+    const struct map *y = *(const struct map * const *)b;
+
+    return x->vaddr < y->vaddr ? -1 : x->vaddr > y->vaddr;
+}
+
+/* Map one stretch of anonymous memory at @start, or elsewhere with the
+ * same offset in a huge page; return how far it landed from @start. */
+static intptr_t alloc_stretch(uint64_t start, uint64_t len)
+{
+    int flags = MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE;
+    char *p = mmap((void *)(uintptr_t)start, len, PROT_READ | PROT_WRITE,
+                   flags | MAP_FIXED_NOREPLACE, -1, 0);
+
+    if (p == MAP_FAILED || (uintptr_t)p != start) {
+        char *q;
+
+        if (p != MAP_FAILED) {
+            munmap(p, len);
+        }
+        q = mmap(NULL, len + HUGE_SIZE, PROT_READ | PROT_WRITE, flags, -1, 0);
+        if (q == MAP_FAILED) {
+            die("mmap of 0x%" PRIx64 " bytes: %s", len, strerror(errno));
+        }
+        p = q + ((start - (uintptr_t)q) & (HUGE_SIZE - 1));
+    }
+    /* As QEMU does for guest RAM; without THP in the kernel, a no-op. */
+    madvise(p, len, MADV_HUGEPAGE);
+    return (intptr_t)((uintptr_t)p - start);
+}
+
+/*
+ * Give every map its memory: the stretches QEMU's maps cover, with gaps
+ * under 2 MiB closed (they are one RAM block in QEMU), at QEMU's addresses.
+ */
+static void alloc_memory(void)
+{
+    struct map *sorted[MAX_MAPS];
+    long page = sysconf(_SC_PAGESIZE);
+    int i = 0;
+
+    for (int j = 0; j < nmaps; j++) {
+        sorted[j] = &maps[j];
+    }
+    qsort(sorted, nmaps, sizeof(sorted[0]), by_vaddr);
+    while (i < nmaps) {
+        uint64_t start = sorted[i]->vaddr & ~(uint64_t)(page - 1);
+        uint64_t end = sorted[i]->vaddr + sorted[i]->size;
+        int first = i;
+        intptr_t delta;
+
+        for (i++; i < nmaps && sorted[i]->vaddr < end + HUGE_SIZE; i++) {
+            if (sorted[i]->vaddr + sorted[i]->size > end) {
+                end = sorted[i]->vaddr + sorted[i]->size;
+            }
+        }
+        end = (end + page - 1) & ~(uint64_t)(page - 1);
+        delta = alloc_stretch(start, end - start);
+        for (int j = first; j < i; j++) {
+            sorted[j]->host = (char *)(uintptr_t)(sorted[j]->vaddr + delta);
+        }
+    }
+    /* QEMU's read-only maps are ROMs it has filled: already faulted in. */
+    for (int j = 0; j < nmaps; j++) {
+        if (maps[j].readonly) {
+            memset(maps[j].host, 0x5a, maps[j].size);
+        }
+    }
+}
+
+static void report(const struct map *m, uint64_t ns)
+{
+    printf("map 0x%" PRIx64 " 0x%" PRIx64 " %" PRIu64 "\n",
+           m->iova, m->size, ns);
+}
+
+static int run_iommufd(const char *cdev)
+{
+    int iommufd = xopen("/dev/iommu");
+    int devfd = xopen(cdev);
+    struct vfio_device_bind_iommufd bind = {
+        .argsz = sizeof(bind), .iommufd = iommufd,
+    };
+    struct iommu_ioas_alloc alloc = { .size = sizeof(alloc) };
+    struct vfio_device_attach_iommufd_pt attach = { .argsz = sizeof(attach) };
+    uint64_t total = 0;
+
+    xioctl(devfd, VFIO_DEVICE_BIND_IOMMUFD, &bind, "VFIO_DEVICE_BIND_IOMMUFD");
+    xioctl(iommufd, IOMMU_IOAS_ALLOC, &alloc, "IOMMU_IOAS_ALLOC");
+    attach.pt_id = alloc.out_ioas_id;
+    xioctl(devfd, VFIO_DEVICE_ATTACH_IOMMUFD_PT, &attach,
+           "VFIO_DEVICE_ATTACH_IOMMUFD_PT");
+
+    for (int i = 0; i < nmaps; i++) {
+        struct iommu_ioas_map map = {
+            .size = sizeof(map),
+            .flags = IOMMU_IOAS_MAP_FIXED_IOVA | IOMMU_IOAS_MAP_READABLE |
+                     (maps[i].readonly ? 0 : IOMMU_IOAS_MAP_WRITEABLE),
+            .ioas_id = alloc.out_ioas_id,
+            .user_va = (uintptr_t)maps[i].host,
+            .length = maps[i].size,
+            .iova = maps[i].iova,
+        };
+        uint64_t t0 = now_ns(), ns;
+
+        xioctl(iommufd, IOMMU_IOAS_MAP, &map, "IOMMU_IOAS_MAP");
+        ns = now_ns() - t0;
+        total += ns;
+        report(&maps[i], ns);
+    }
+    printf("total %" PRIu64 " %d\n", total, nmaps);
+    close(devfd);       /* unbinds and detaches; then the IOAS goes */
+    close(iommufd);
+    return 0;
+}
+
+static int run_type1(const char *group_path)
+{
+    int container = xopen("/dev/vfio/vfio");
+    int group = xopen(group_path);
+    uint64_t total = 0;
+
+    xioctl(group, VFIO_GROUP_SET_CONTAINER, &container,
+           "VFIO_GROUP_SET_CONTAINER");
+    if (ioctl(container, VFIO_SET_IOMMU, VFIO_TYPE1v2_IOMMU)) {
+        die("VFIO_SET_IOMMU: %s", strerror(errno));
+    }
+    for (int i = 0; i < nmaps; i++) {
+        struct vfio_iommu_type1_dma_map map = {
+            .argsz = sizeof(map),
+            .flags = VFIO_DMA_MAP_FLAG_READ |
+                     (maps[i].readonly ? 0 : VFIO_DMA_MAP_FLAG_WRITE),
+            .vaddr = (uintptr_t)maps[i].host,
+            .iova = maps[i].iova,
+            .size = maps[i].size,
+        };
+        uint64_t t0 = now_ns(), ns;
+
+        xioctl(container, VFIO_IOMMU_MAP_DMA, &map, "VFIO_IOMMU_MAP_DMA");
+        ns = now_ns() - t0;
+        total += ns;
+        report(&maps[i], ns);
+    }
+    printf("total %" PRIu64 " %d\n", total, nmaps);
+    close(group);
+    close(container);
+    return 0;
+}
+
+#define IOCTL(name) { #name, name }
+
+static const struct {
+    const char *name;
+    unsigned long nr;
+} ioctls[] = {
+    /* /dev/vfio/vfio: the legacy container */
+    IOCTL(VFIO_GET_API_VERSION),
+    IOCTL(VFIO_CHECK_EXTENSION),
+    IOCTL(VFIO_SET_IOMMU),
+    IOCTL(VFIO_IOMMU_GET_INFO),
+    IOCTL(VFIO_IOMMU_MAP_DMA),
+    IOCTL(VFIO_IOMMU_UNMAP_DMA),
+    IOCTL(VFIO_IOMMU_ENABLE),
+    IOCTL(VFIO_IOMMU_DISABLE),
+    IOCTL(VFIO_IOMMU_DIRTY_PAGES),
+    /* /dev/vfio/N: a group */
+    IOCTL(VFIO_GROUP_GET_STATUS),
+    IOCTL(VFIO_GROUP_SET_CONTAINER),
+    IOCTL(VFIO_GROUP_UNSET_CONTAINER),
+    IOCTL(VFIO_GROUP_GET_DEVICE_FD),
+    /* a device: the cdev or a group's device fd */
+    IOCTL(VFIO_DEVICE_GET_INFO),
+    IOCTL(VFIO_DEVICE_GET_REGION_INFO),
+    IOCTL(VFIO_DEVICE_GET_IRQ_INFO),
+    IOCTL(VFIO_DEVICE_SET_IRQS),
+    IOCTL(VFIO_DEVICE_RESET),
+    IOCTL(VFIO_DEVICE_GET_PCI_HOT_RESET_INFO),
+    IOCTL(VFIO_DEVICE_PCI_HOT_RESET),
+    IOCTL(VFIO_DEVICE_QUERY_GFX_PLANE),
+    IOCTL(VFIO_DEVICE_GET_GFX_DMABUF),
+    IOCTL(VFIO_DEVICE_IOEVENTFD),
+    IOCTL(VFIO_DEVICE_FEATURE),
+    IOCTL(VFIO_DEVICE_BIND_IOMMUFD),
+    IOCTL(VFIO_DEVICE_ATTACH_IOMMUFD_PT),
+    IOCTL(VFIO_DEVICE_DETACH_IOMMUFD_PT),
+    /* /dev/iommu */
+    IOCTL(IOMMU_DESTROY),
+    IOCTL(IOMMU_IOAS_ALLOC),
+    IOCTL(IOMMU_IOAS_ALLOW_IOVAS),
+    IOCTL(IOMMU_IOAS_COPY),
+    IOCTL(IOMMU_IOAS_IOVA_RANGES),
+    IOCTL(IOMMU_IOAS_MAP),
+    IOCTL(IOMMU_IOAS_UNMAP),
+    IOCTL(IOMMU_OPTION),
+    IOCTL(IOMMU_VFIO_IOAS),
+    IOCTL(IOMMU_HWPT_ALLOC),
+    IOCTL(IOMMU_GET_HW_INFO),
+    /* KVM: the kvm-vfio device */
+    IOCTL(KVM_CREATE_DEVICE),
+    IOCTL(KVM_SET_DEVICE_ATTR),
+    IOCTL(KVM_GET_DEVICE_ATTR),
+    IOCTL(KVM_HAS_DEVICE_ATTR),
+};
+
+int main(int argc, char **argv)
+{
+    if (argc == 2 && !strcmp(argv[1], "ioctls")) {
+        for (size_t i = 0; i < sizeof(ioctls) / sizeof(ioctls[0]); i++) {
+            printf("%s 0x%lx\n", ioctls[i].name, ioctls[i].nr);
+        }
+        return 0;
+    }
+    if (argc != 4 || (strcmp(argv[1], "iommufd") && strcmp(argv[1], "type1"))) {
+        fprintf(stderr, "usage: ioas-map-ref ioctls\n"
+                "       ioas-map-ref iommufd CDEV SPEC\n"
+                "       ioas-map-ref type1 GROUP SPEC\n");
+        return 2;
+    }
+    read_spec(argv[3]);
+    alloc_memory();
+    setvbuf(stdout, NULL, _IOFBF, 1 << 16);
+    return !strcmp(argv[1], "iommufd") ? run_iommufd(argv[2])
+                                       : run_type1(argv[2]);
+}
