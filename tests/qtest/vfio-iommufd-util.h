@@ -71,6 +71,20 @@ void vm_del_device(TestVM *vm, const char *id, int slot);
 /* Copy a pattern guest -> edu -> guest through edu in @slot: bytes equal? */
 bool vm_dma_round_trip(TestVM *vm, int slot, uint8_t seed);
 
+/* An edu in the guest: BAR0 mapped, memory and bus mastering enabled. */
+typedef struct Edu {
+    QPCIDevice *dev;
+    QPCIBar bar;
+} Edu;
+
+void edu_open(TestVM *vm, int slot, Edu *edu);
+void edu_close(Edu *edu);
+/* Start a DMA of @len bytes between guest (IOVA) and device addresses. */
+void edu_dma_start(Edu *edu, uint64_t src, uint64_t dst, uint32_t len,
+                   bool to_ram);
+/* Wait (real time) until edu says the DMA is done: false after 10 s. */
+bool edu_dma_wait(Edu *edu);
+
 /* What the kernel says about a process: resources a device may leak. */
 typedef struct ProcStats {
     unsigned fds;           /* entries of /proc/PID/fd */
