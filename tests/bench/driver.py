@@ -5,7 +5,7 @@ Run by tests/bench/run.sh through tests/testbed/run-l1.sh (as root in L1,
 with the edu devices bound to vfio-pci).  Starts our QEMU again and again,
 both paths interleaved in this one boot, and writes everything it measured
 to $L1_RESULTS/raw.json, with the logs it measured from under
-$L1_RESULTS/logs/.  It prints progress and figures; it never judges them.
+$L1_RESULTS/logs/ (QEMU's trace logs, strace logs, the reference's output).  It prints progress and figures; it never judges them.
 Exit status: 0, or 1 if something broke (a QEMU that did not start, ...).
 
 Environment: BENCH_QEMU (our QEMU), BENCH_REF (ioas-map-ref), L1_EDU_BDFS,
@@ -26,7 +26,9 @@ import time
 QEMU = os.environ.get("BENCH_QEMU", "/work/main/build/obj/qemu-system-x86_64")
 REF = os.environ.get("BENCH_REF", "/work/main/build/bench/ioas-map-ref")
 OUT = os.environ["L1_RESULTS"]
-LOGS = os.path.join(OUT, "logs")
+# Logs go to L1's tmpfs while measuring (the results share is 9p, slow
+# enough to show in the figures) and are copied there at the end.
+LOGS = "/tmp/bench-logs"
 BDFS = sorted(os.environ["L1_EDU_BDFS"].split())
 QUICK = os.environ.get("BENCH_QUICK") == "1"
 
@@ -616,9 +618,16 @@ def bench_map(names):
         percall = {v: [] for v in variants}
         internal = {v: [] for v in variants}
         spec = os.path.join(LOGS, "map-%d.spec" % size)
-        nspec = None
+        # Warm-up, not counted: it gives the reference its spec, and it
+        # makes the outer emulator back this much of L1's memory, which
+        # otherwise the first run at a size pays for (seconds, under TCG).
+        vm = Vm("map-%d-warmup" % size, cold_args("iommufd", 1),
+                mem="%dM" % size, events=MAP_EVENTS)
+        vm.quit()
+        nspec = map_spec(read_trace(vm.trace), spec)
         for i in range(MAP_RUNS):
-            order = variants[i % 2 * 2:] + variants[:i % 2 * 2]
+            order = variants[i % len(variants):] + \
+                variants[:i % len(variants)]
             for v in order:
                 tag = "map-%d-%s-%d" % (size, v, i)
                 if v.startswith("qemu-"):
@@ -626,13 +635,9 @@ def bench_map(names):
                     vm = Vm(tag, cold_args(path, 1), mem="%dM" % size,
                             events=MAP_EVENTS, strace="ioctl")
                     vm.quit()
-                    if path == "iommufd" and nspec is None:
-                        nspec = map_spec(read_trace(vm.trace), spec)
                     total, each = strace_map_sum(vm.strace, names,
                                                  MAP_NAME[path])
                 else:
-                    if nspec is None:
-                        raise RuntimeError("no map spec before " + tag)
                     kind = "iommufd" if "iommufd" in v else "type1"
                     traced = not v.endswith("-untraced")
                     st, inner = run_ref(kind, cdev if kind == "iommufd"
@@ -659,7 +664,43 @@ def bench_map(names):
 
 # --- 4. Hot-plug cycle -----------------------------------------------------
 
-def bench_hotplug():
+def hotplug_cycle(vm, path):
+    props = device_args(path, BDFS[0], "hp0", SLOTS[0])
+    t0 = time.time()
+    vm.cmd("device_add", **props)
+    t1 = time.time()
+    vm.unplug("hp0", SLOTS[0])
+    return t0, t1, time.time()
+
+
+def hotplug_traced(names, cycles=3):
+    """Where the time of a (warm) cycle goes: the calls, under strace -T."""
+    vm = Vm("hotplug-traced", ["-object", "iommufd,id=iommufd0"],
+            strace="ioctl,openat,close")
+    marks = []
+    try:
+        for path in PATHS:
+            hotplug_cycle(vm, path)
+        for i in range(cycles):
+            for path in (PATHS if i % 2 == 0 else PATHS[::-1]):
+                marks.append((path,) + hotplug_cycle(vm, path))
+    finally:
+        vm.quit()
+    calls = vfio_calls(read_strace(vm.strace), names)
+    out = {p: {"add": [], "del": []} for p in PATHS}
+    for path, t0, t1, t2 in marks:
+        for step, a, b in (("add", t0, t1), ("del", t1, t2)):
+            by_name = {}
+            for c in calls:
+                if a <= c["t"] < b:
+                    n = by_name.setdefault(c["name"], [0, 0.0])
+                    n[0] += 1
+                    n[1] += c["dur"]
+            out[path][step].append({"wall": b - a, "calls": by_name})
+    return out
+
+
+def bench_hotplug(names):
     log("== 4. hot-plug, %d cycles each, interleaved" % HOTPLUG_CYCLES)
     vm = Vm("hotplug", ["-object", "iommufd,id=iommufd0"])
     runs = {p: [] for p in PATHS}
@@ -669,20 +710,11 @@ def bench_hotplug():
         # later ones pin present pages, as hot-plug into a running guest
         # does.  Recorded apart.
         for path in PATHS:
-            props = device_args(path, BDFS[0], "hp0", SLOTS[0])
-            t0 = time.time()
-            vm.cmd("device_add", **props)
-            t1 = time.time()
-            vm.unplug("hp0", SLOTS[0])
-            first_cycle[path] = {"add": t1 - t0, "del": time.time() - t1}
+            t0, t1, t2 = hotplug_cycle(vm, path)
+            first_cycle[path] = {"add": t1 - t0, "del": t2 - t1}
         for i in range(HOTPLUG_CYCLES):
             for path in (PATHS if i % 2 == 0 else PATHS[::-1]):
-                props = device_args(path, BDFS[0], "hp0", SLOTS[0])
-                t0 = time.time()
-                vm.cmd("device_add", **props)
-                t1 = time.time()
-                vm.unplug("hp0", SLOTS[0])
-                t2 = time.time()
+                t0, t1, t2 = hotplug_cycle(vm, path)
                 runs[path].append({"add": t1 - t0, "del": t2 - t1,
                                    "cycle": t2 - t0})
     finally:
@@ -692,7 +724,8 @@ def bench_hotplug():
     for p in PATHS:
         log("  %-8s " % p + ", ".join("%s %.3f s" % kv for kv in
                                       med[p].items()))
-    return {"runs": runs, "median": med, "first_cycle": first_cycle}
+    return {"runs": runs, "median": med, "first_cycle": first_cycle,
+            "traced": hotplug_traced(names)}
 
 
 # --- 5. Memory -------------------------------------------------------------
@@ -760,6 +793,22 @@ def loadavg():
         return f.read().split()[:3]
 
 
+def warm_l1_memory():
+    """Touch most of L1's free memory once: the outer emulator backs L1's
+    RAM on first touch, which costs seconds under TCG and would otherwise
+    land on whichever run first uses that memory."""
+    with open("/proc/meminfo") as f:
+        info = {ln.split(":")[0]: int(ln.split()[1]) for ln in f}
+    size = max(0, info["MemAvailable"] - 384 * 1024) * 1024
+    t0 = time.time()
+    buf = bytearray(size)
+    buf[::4096] = b"\1" * len(range(0, size, 4096))
+    del buf
+    log("== warmed %d MiB of L1 memory in %.1f s"
+        % (size >> 20, time.time() - t0))
+    return size >> 20
+
+
 def main():
     os.makedirs(LOGS, exist_ok=True)
     if len(BDFS) < 2:
@@ -770,11 +819,12 @@ def main():
                                   results["env"]["cpu"],
                                   results["env"]["qemu"]))
     names = load_ioctl_names()
+    results["env"]["warmed_mib"] = warm_l1_memory()
     rc = 0
     steps = [("syscalls", lambda: bench_syscalls(names)),
              ("startup", bench_startup),
              ("map", lambda: bench_map(names)),
-             ("hotplug", bench_hotplug),
+             ("hotplug", lambda: bench_hotplug(names)),
              ("memory", bench_memory)]
     only = os.environ.get("BENCH_ONLY")
     for key, fn in steps:
@@ -789,6 +839,7 @@ def main():
             rc = 1
         log("   (%s took %.0f s)" % (key, time.time() - t0))
     results["l1_loadavg_end"] = loadavg()
+    shutil.copytree(LOGS, os.path.join(OUT, "logs"), dirs_exist_ok=True)
     with open(os.path.join(OUT, "raw.json"), "w") as f:
         json.dump(results, f, indent=1, sort_keys=True)
     return rc

@@ -120,10 +120,23 @@ static void die(const char *fmt, const char *what)
     exit(1);
 }
 
+/* A whole string as a number: decimal, 0x hex or 0 octal. */
+static bool parse_number(const char *s, unsigned long *value)
+{
+    long v;
+    int len = -1;
+
+    if (sscanf(s, "%li%n", &v, &len) != 1 || len != (int)strlen(s) ||
+        v < 0) {
+        return false;
+    }
+    *value = v;
+    return true;
+}
+
 static bool lookup(const Name *names, size_t n, const char *s,
                    unsigned long *value)
 {
-    char *end;
 
     for (size_t i = 0; i < n; i++) {
         if (!strcmp(names[i].name, s)) {
@@ -131,9 +144,7 @@ static bool lookup(const Name *names, size_t n, const char *s,
             return true;
         }
     }
-    errno = 0;
-    *value = strtoul(s, &end, 0);
-    return !errno && end != s && !*end;
+    return parse_number(s, value);
 }
 
 static const char *request_name(unsigned long request)
@@ -312,7 +323,9 @@ static bool armed(void)
     if (strcmp(buf, ctl_seen)) {
         strcpy(ctl_seen, buf);
         count = 0;
-        nth = strtoul(buf, NULL, 0);
+        if (sscanf(buf, "%lu", &nth) != 1) {
+            nth = 0;
+        }
     }
     return true;
 }

@@ -1,0 +1,763 @@
+#!/usr/bin/python3
+"""Turn the benchmark driver's raw.json into results.json, REPORT.md and
+map-time.png (gnuplot).
+
+Usage: tests/bench/report.py RAW_JSON HOST_JSON DOCS_DIR WORK_DIR
+
+Ratios are time (or count, or kB) of iommufd over legacy, and of QEMU over
+the reference program: above 1.0 means iommufd (or QEMU) costs more.  A
+ratio is flagged when, rounded to two places, it is above 1.00 against
+legacy or above 1.10 against the reference; the report then says why, from
+the data, and what could close it.  Nothing here passes or fails.
+"""
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+
+PATHS = ["iommufd", "legacy"]
+PHASES = [("start", "starting one device"),
+          ("second", "a second device, same address space"),
+          ("unplug", "unplugging it again (device_del)"),
+          ("unplug-last", "unplugging the last device (device_del)")]
+MAP_VARIANTS = [("qemu-iommufd", "QEMU, iommufd"),
+                ("qemu-legacy", "QEMU, legacy"),
+                ("ref-iommufd", "reference, iommufd"),
+                ("ref-type1", "reference, type1"),
+                ("ref-iommufd-untraced", "reference, iommufd, no strace"),
+                ("ref-type1-untraced", "reference, type1, no strace")]
+
+
+def ratio(a, b):
+    return a / b if a is not None and b else None
+
+
+def med(xs):
+    return statistics.median(xs) if xs else None
+
+
+def p_faster(a, b):
+    """Share of run pairs in which a run of @a took less than one of @b."""
+    if not a or not b:
+        return None
+    wins = sum((x < y) + 0.5 * (x == y) for x in a for y in b)
+    return wins / (len(a) * len(b))
+
+
+def fmt_r(r):
+    return "—" if r is None else "%.2f" % r
+
+
+def fmt_s(x):
+    if x is None:
+        return "—"
+    return "%.3f s" % x if x >= 0.1 else "%.1f ms" % (x * 1000)
+
+
+def fmt_kb(x):
+    return "%.1f MiB" % (x / 1024) if x >= 10240 else "%d kB" % x
+
+
+def worse(r, limit):
+    return r is not None and round(r, 2) > limit
+
+
+def noise_note(a, b, what):
+    """How much the runs of two variants overlap, in words."""
+    p = p_faster(a, b)
+    if p is None:
+        return None
+    lo_a, hi_a, lo_b, hi_b = min(a), max(a), min(b), max(b)
+    text = ("run to run: %s %s–%s, against %s–%s; in %.0f%% of run pairs the "
+            "first was the faster" % (what, fmt_s(lo_a), fmt_s(hi_a),
+                                       fmt_s(lo_b), fmt_s(hi_b), p * 100))
+    if 0.3 <= p <= 0.7:
+        text += (", so this difference is inside the noise of this machine "
+                 "(a shared 2-core host emulating L1 with TCG)")
+    return text
+
+
+class Report:
+    def __init__(self, raw, host):
+        self.raw = raw
+        self.host = host
+        self.ratios = {}
+        self.flags = []         # {metric, ratio, against, why[], close[]}
+        self.lines = []
+
+    def out(self, *lines):
+        self.lines.extend(lines)
+
+    def flag(self, metric, r, against, why, close):
+        self.flags.append({"metric": metric, "ratio": round(r, 3),
+                           "against": against, "why": why, "close": close})
+
+    # --- figures and ratios ----------------------------------------------
+
+    def compute(self):
+        raw = self.raw
+        if "syscalls" in raw:
+            sc = {}
+            for ph, _ in PHASES:
+                i = raw["syscalls"]["paths"]["iommufd"]["phases"][ph]
+                lg = raw["syscalls"]["paths"]["legacy"]["phases"][ph]
+                sc[ph] = {"iommufd": i["count"], "legacy": lg["count"],
+                          "iommufd_minimum": i["minimum_count"],
+                          "legacy_minimum": lg["minimum_count"],
+                          "iommufd/legacy": ratio(i["count"], lg["count"]),
+                          "iommufd/minimum": ratio(i["count"],
+                                                   i["minimum_count"])}
+            self.ratios["syscalls"] = sc
+        if "startup" in raw:
+            m = raw["startup"]["median"]
+            self.ratios["startup"] = {
+                k: ratio(m["iommufd"][k], m["legacy"][k])
+                for k in ("realized", "realize", "ready")}
+        if "map" in raw:
+            mp = {}
+            for size, m in raw["map"]["median"].items():
+                mp[size] = {
+                    "qemu-iommufd/qemu-legacy":
+                        ratio(m["qemu-iommufd"], m["qemu-legacy"]),
+                    "qemu-iommufd/ref-iommufd":
+                        ratio(m["qemu-iommufd"], m["ref-iommufd"]),
+                    "qemu-legacy/ref-type1":
+                        ratio(m["qemu-legacy"], m["ref-type1"]),
+                    "ref-iommufd/ref-type1":
+                        ratio(m["ref-iommufd"], m["ref-type1"]),
+                }
+            self.ratios["map"] = mp
+        if "hotplug" in raw:
+            m = raw["hotplug"]["median"]
+            self.ratios["hotplug"] = {
+                k: ratio(m["iommufd"][k], m["legacy"][k])
+                for k in ("add", "del", "cycle")}
+        if "memory" in raw:
+            m = raw["memory"]["median"]
+            self.ratios["memory"] = {}
+            for n in (1, 2):
+                i, lg = m["iommufd-%d" % n], m["legacy-%d" % n]
+                self.ratios["memory"]["VmRSS-%d" % n] = ratio(i["VmRSS"],
+                                                              lg["VmRSS"])
+                self.ratios["memory"]["pinned-%d" % n] = ratio(
+                    i["VmPin"] + i["VmLck"], lg["VmPin"] + lg["VmLck"])
+
+    # --- explanations ----------------------------------------------------
+
+    def budget_durations(self, path, phase):
+        """(total, map) seconds in the phase's calls, from strace -T."""
+        calls = self.raw["syscalls"]["paths"][path]["phases"][phase]["calls"]
+        total = sum(c["dur"] for c in calls)
+        maps = sum(c["dur"] for c in calls if c["name"] in
+                   ("IOMMU_IOAS_MAP", "VFIO_IOMMU_MAP_DMA"))
+        return total, maps
+
+    def explain(self):
+        raw, R = self.raw, self.ratios
+        for ph, title in PHASES:
+            r = R.get("syscalls", {}).get(ph, {}).get("iommufd/legacy")
+            if worse(r, 1.0):
+                p = raw["syscalls"]["paths"]["iommufd"]["phases"][ph]
+                self.flag("syscalls, " + title, r, "legacy",
+                          ["iommufd makes %d calls here, legacy %d; beyond "
+                           "its minimum of %d: %s" % (
+                               R["syscalls"][ph]["iommufd"],
+                               R["syscalls"][ph]["legacy"],
+                               p["minimum_count"],
+                               "; ".join("%s (%s)" % (e["name"], e["why"])
+                                         for e in p["extra"]) or "none")],
+                          ["drop the calls named above"])
+        if "startup" in R:
+            self.explain_startup()
+        if "map" in R:
+            self.explain_map()
+        if "hotplug" in R:
+            self.explain_hotplug()
+        if "memory" in R:
+            self.explain_memory()
+
+    def explain_startup(self):
+        raw, R = self.raw, self.ratios
+        runs = raw["startup"]["runs"]
+        what = {"realized": "exec to device realized",
+                "realize": "vfio-pci realize span",
+                "ready": "exec to QMP ready"}
+        for k, title in what.items():
+            r = R["startup"][k]
+            if not worse(r, 1.0):
+                continue
+            a = [x[k] for x in runs["iommufd"]]
+            b = [x[k] for x in runs["legacy"]]
+            why = [noise_note(a, b, "iommufd")]
+            if "map" in raw and "256" in raw["map"]["median"]:
+                m = raw["map"]["median"]["256"]
+                why.append("the same start-up with 256 MiB spends %s (iommufd) "
+                           "and %s (legacy) in the map calls alone (median "
+                           "of the mapping benchmark), of a realize span of "
+                           "%s / %s: pinning, which faults in and zeroes "
+                           "all of guest RAM, is most of it" % (
+                               fmt_s(m["qemu-iommufd"]),
+                               fmt_s(m["qemu-legacy"]),
+                               fmt_s(raw["startup"]["median"]["iommufd"]
+                                     ["realize"]),
+                               fmt_s(raw["startup"]["median"]["legacy"]
+                                     ["realize"])))
+            if "syscalls" in raw:
+                ti, mi = self.budget_durations("iommufd", "start")
+                tl, ml = self.budget_durations("legacy", "start")
+                pi = raw["syscalls"]["paths"]["iommufd"]["phases"]["start"]
+                pl = raw["syscalls"]["paths"]["legacy"]["phases"]["start"]
+                why.append("calls (syscall budget run): iommufd %d + %d "
+                           "device-level + %d sysfs opens (the cdev is found "
+                           "through sysfs), legacy %d + %d + %d; time in them "
+                           "outside the maps %s against %s" % (
+                               pi["count"], pi["device_common_count"],
+                               pi["sysfs_opens"], pl["count"],
+                               pl["device_common_count"], pl["sysfs_opens"],
+                               fmt_s(ti - mi), fmt_s(tl - ml)))
+            close = ["nothing structural if the runs overlap as above; more "
+                     "runs on an idle host would tell",
+                     "for the part that is QEMU's: skip the sizing pass of "
+                     "IOMMU_IOAS_IOVA_RANGES (pass room for a few ranges on "
+                     "the first call) and the sysfs walk when the cdev fd is "
+                     "passed (fd=, as libvirt does)",
+                     "for the kernel's part (pinning): prefaulted or huge-page "
+                     "backed guest RAM (-mem-prealloc, hugetlbfs or THP) "
+                     "takes the page faults out of the map call or makes "
+                     "them 512 times fewer; the test kernel has no THP"]
+            self.flag("start-up, " + title, r, "legacy",
+                      [w for w in why if w], close)
+
+    def explain_map(self):
+        raw, R = self.raw, self.ratios
+        for size, rs in R["map"].items():
+            runs = raw["map"]["runs"][size]
+            calls = raw["map"]["calls"][size]
+            nmaps = raw["map"].get("map_calls", {}).get(size)
+
+            def big(v):
+                """Median time of the largest call, and its share."""
+                tops = [max(c) for c in calls[v] if c]
+                shares = [max(c) / sum(c) for c in calls[v] if c and sum(c)]
+                return med(tops), med(shares)
+
+            for key, against, a, b in (
+                    ("qemu-iommufd/qemu-legacy", "legacy", "qemu-iommufd",
+                     "qemu-legacy"),
+                    ("qemu-iommufd/ref-iommufd", "reference", "qemu-iommufd",
+                     "ref-iommufd"),
+                    ("qemu-legacy/ref-type1", "reference (type1)",
+                     "qemu-legacy", "ref-type1")):
+                r = rs[key]
+                limit = 1.0 if against == "legacy" else 1.1
+                if not worse(r, limit):
+                    continue
+                ta, sa = big(a)
+                tb, _ = big(b)
+                why = [noise_note(runs[a], runs[b], a)]
+                why.append("both make the same %s map calls (QEMU's are the "
+                           "reference's spec); the largest, the RAM above "
+                           "1 MiB, is %.0f%% of the time: %s against %s "
+                           "(medians)" % (nmaps, (sa or 0) * 100, fmt_s(ta),
+                                          fmt_s(tb)))
+                if against == "legacy":
+                    kr = rs["ref-iommufd/ref-type1"]
+                    ku = ratio(raw["map"]["median"][size]
+                               ["ref-iommufd-untraced"],
+                               raw["map"]["median"][size]
+                               ["ref-type1-untraced"])
+                    why.append("the kernel alone (reference programs) gives "
+                               "iommufd/type1 = %s under strace, %s without; "
+                               "QEMU/reference is %s (iommufd) and %s "
+                               "(legacy)" % (
+                                   fmt_r(kr), fmt_r(ku),
+                                   fmt_r(rs["qemu-iommufd/ref-iommufd"]),
+                                   fmt_r(rs["qemu-legacy/ref-type1"])))
+                    close = ["if the kernel-alone ratio is as high: it is "
+                             "the kernel's pinning path (iommufd's "
+                             "iopt_pages pin + domain fill against type1's "
+                             "vfio_pin_pages_remote), not QEMU; if not, and "
+                             "the runs do not overlap, QEMU's extra work "
+                             "around the call"]
+                else:
+                    close = ["nothing in QEMU's calls: same calls, same sizes, "
+                             "same layout of untouched anonymous memory; the "
+                             "time is the kernel faulting in, zeroing and "
+                             "pinning pages inside the call, and its spread "
+                             "is this machine's"]
+                close.append("the page faults dominate: prefaulted guest RAM "
+                             "(-mem-prealloc) moves them out of the map call; "
+                             "huge pages (hugetlbfs, or THP, which the test "
+                             "kernel lacks) make them 512 times fewer and let "
+                             "the IOMMU map 2 MiB at a time")
+                self.flag("map time, %s MiB, %s" % (size, key), r, against,
+                          [w for w in why if w], close)
+
+    def explain_hotplug(self):
+        raw, R = self.raw, self.ratios
+        runs = raw["hotplug"]["runs"]
+        traced = raw["hotplug"].get("traced", {})
+        for k in ("add", "del", "cycle"):
+            r = R["hotplug"][k]
+            if not worse(r, 1.0):
+                continue
+            why = [noise_note([x[k] for x in runs["iommufd"]],
+                              [x[k] for x in runs["legacy"]], "iommufd")]
+            for step in (("add", "del") if k == "cycle" else (k,)):
+                for p in PATHS:
+                    cyc = traced.get(p, {}).get(step, [])
+                    names = sorted({n for c in cyc for n in c["calls"]})
+                    parts = []
+                    for n in names:
+                        d = med([c["calls"].get(n, [0, 0])[1] for c in cyc])
+                        if d >= 0.001:
+                            parts.append("%s %s" % (n, fmt_s(d)))
+                    if parts:
+                        why.append("%s %s, calls under strace -T (median): %s"
+                                   % (p, step, ", ".join(parts)))
+            self.flag("hot-plug, " + k, r, "legacy", [w for w in why if w],
+                      ["the calls that differ above; pinning already "
+                       "present pages is the kernel's part"])
+
+    def explain_memory(self):
+        raw, R = self.raw, self.ratios
+        m = raw["memory"]["median"]
+        for n in (1, 2):
+            i, lg = m["iommufd-%d" % n], m["legacy-%d" % n]
+            r = R["memory"]["VmRSS-%d" % n]
+            if worse(r, 1.0):
+                self.flag(
+                    "memory, VmRSS with %d device(s)" % n, r, "legacy",
+                    ["iommufd's RSS is %d kB higher (%.2f%%): RssAnon %+d kB, "
+                     "RssFile %+d kB; both pin the same %s of guest RAM" % (
+                         i["VmRSS"] - lg["VmRSS"],
+                         (i["VmRSS"] / lg["VmRSS"] - 1) * 100,
+                         i["RssAnon"] - lg["RssAnon"],
+                         i["RssFile"] - lg["RssFile"],
+                         fmt_kb(i["VmPin"] + i["VmLck"]))],
+                    ["RssFile is code touched (the iommufd backend and "
+                     "cdev paths are different code, not more data); "
+                     "RssAnon of a few hundred kB is heap noise between "
+                     "runs: nothing worth closing at this size"])
+            r = R["memory"]["pinned-%d" % n]
+            if worse(r, 1.0):
+                self.flag("memory, pinned with %d device(s)" % n, r, "legacy",
+                          ["iommufd pins %s, legacy %s" % (
+                              fmt_kb(i["VmPin"] + i["VmLck"]),
+                              fmt_kb(lg["VmPin"] + lg["VmLck"]))],
+                          ["map each RAM section once per IOAS"])
+
+    # --- the report --------------------------------------------------------
+
+    def write(self, docs, png_name):
+        raw, host, R = self.raw, self.host, self.ratios
+        env = raw["env"]
+        self.out("# Benchmarks: iommufd against the legacy container and "
+                 "the kernel's own cost", "",
+                 "Written by `tests/bench/run.sh` (issue 6) on %s; the whole "
+                 "run took %s. Machine-readable figures: "
+                 "[results.json](results.json)." % (
+                     host["date"], fmt_s(host.get("elapsed"))), "",
+                 "Everything below was measured in **one boot** of the test "
+                 "bed's L1 guest, both paths on the same kernel, runs "
+                 "interleaved. L1 is emulated with TCG on a shared 2-core "
+                 "host, so absolute times are slow and noisy; the ratios are "
+                 "the figures. Ratios are iommufd over legacy and QEMU over "
+                 "the reference program (time, calls or kB): **above 1.00 "
+                 "means iommufd (or QEMU) costs more.** Flagged: above 1.00 "
+                 "against legacy, above 1.10 against the reference; each "
+                 "flag is explained under [Flags](#flags-why-and-what-could-"
+                 "close-them). Benchmarks only record: nothing here passes "
+                 "or fails.", "")
+        if raw.get("errors"):
+            self.out("**Parts that broke:** " + "; ".join(
+                "%s: %s" % kv for kv in raw["errors"].items()), "")
+        self.out("## Where it ran", "",
+                 "| | |", "| --- | --- |",
+                 "| host | %s; %s; %s cores |" % (host["uname"], host["cpu"],
+                                                 host["cpus"]),
+                 "| host load (1/5/15 min) | before %s, after %s |" % (
+                     " ".join(host["loadavg_before"]),
+                     " ".join(host["loadavg_after"])),
+                 "| outer emulator (L1) | %s, TCG, q35, -cpu EPYC, "
+                 "intel-iommu, %d vCPUs, %s MiB |" % (
+                     host["outer_qemu"], env["cpus"],
+                     env["mem_total_kb"] // 1024),
+                 "| L1 kernel | %s |" % env["uname"],
+                 "| L1 CPU (/proc/cpuinfo) | %s |" % env["cpu"],
+                 "| L1 transparent huge pages | %s |" % env["thp"],
+                 "| emulator measured (L2) | %s, `build/obj` of this tree, "
+                 "-machine pc |" % env["qemu"],
+                 "| L1 load (1/5/15 min) | start %s, end %s |" % (
+                     " ".join(raw["l1_loadavg_start"]),
+                     " ".join(raw["l1_loadavg_end"])),
+                 "| tracer | %s (`-f --seccomp-bpf -T`) |" % env["strace"],
+                 "| devices | edu (1234:11e8) at %s, vfio-pci |"
+                 % ", ".join(env["edu_bdfs"]), "")
+        self.write_summary()
+        self.write_syscalls()
+        self.write_startup()
+        self.write_map(png_name)
+        self.write_hotplug()
+        self.write_memory()
+        self.write_flags()
+        with open(os.path.join(docs, "REPORT.md"), "w") as f:
+            f.write("\n".join(self.lines) + "\n")
+
+    def write_summary(self):
+        raw, R = self.raw, self.ratios
+        self.out("## All figures", "",
+                 "| what | iommufd | legacy | reference | iommufd / legacy "
+                 "| QEMU / reference |",
+                 "| --- | ---: | ---: | ---: | ---: | ---: |")
+        if "syscalls" in R:
+            for ph, title in PHASES:
+                s = R["syscalls"][ph]
+                self.out("| calls, %s (minimum: iommufd %d, legacy %d) "
+                         "| %d | %d | — | %s | — |" % (
+                             title, s["iommufd_minimum"], s["legacy_minimum"],
+                             s["iommufd"], s["legacy"],
+                             fmt_r(s["iommufd/legacy"])))
+        if "startup" in R:
+            m = raw["startup"]["median"]
+            for k, title in (("realized", "start-up: exec to device realized"),
+                             ("realize", "start-up: vfio-pci realize span"),
+                             ("ready", "start-up: exec to QMP ready")):
+                self.out("| %s (median of %d; no device: %s) | %s | %s | — "
+                         "| %s | — |" % (
+                             title, len(raw["startup"]["runs"]["iommufd"]),
+                             fmt_s(m["none"]["ready"]) if k == "ready"
+                             else "—", fmt_s(m["iommufd"][k]),
+                             fmt_s(m["legacy"][k]),
+                             fmt_r(R["startup"][k])))
+        if "map" in R:
+            for size, m in raw["map"]["median"].items():
+                rs = R["map"][size]
+                self.out("| map time, %s MiB guest RAM (median of %d) | %s "
+                         "| %s | %s (type1 %s) | %s | %s (legacy/type1 %s) |"
+                         % (size, len(raw["map"]["runs"][size]["qemu-iommufd"]),
+                            fmt_s(m["qemu-iommufd"]), fmt_s(m["qemu-legacy"]),
+                            fmt_s(m["ref-iommufd"]), fmt_s(m["ref-type1"]),
+                            fmt_r(rs["qemu-iommufd/qemu-legacy"]),
+                            fmt_r(rs["qemu-iommufd/ref-iommufd"]),
+                            fmt_r(rs["qemu-legacy/ref-type1"])))
+        if "hotplug" in R:
+            m = raw["hotplug"]["median"]
+            for k, title in (("add", "device_add to realized"),
+                             ("del", "device_del to DEVICE_DELETED"),
+                             ("cycle", "whole cycle")):
+                self.out("| hot-plug: %s (median of %d) | %s | %s | — | %s "
+                         "| — |" % (title, len(raw["hotplug"]["runs"]
+                                               ["iommufd"]),
+                                    fmt_s(m["iommufd"][k]),
+                                    fmt_s(m["legacy"][k]),
+                                    fmt_r(R["hotplug"][k])))
+        if "memory" in R:
+            m = raw["memory"]["median"]
+            for n in (1, 2):
+                i, lg = m["iommufd-%d" % n], m["legacy-%d" % n]
+                self.out("| memory, %d device(s): VmRSS (no device: %s) | %s "
+                         "| %s | — | %s | — |" % (
+                             n, fmt_kb(m["none-0"]["VmRSS"]),
+                             fmt_kb(i["VmRSS"]), fmt_kb(lg["VmRSS"]),
+                             fmt_r(R["memory"]["VmRSS-%d" % n])))
+                self.out("| memory, %d device(s): pinned (iommufd VmPin, "
+                         "legacy VmLck) | %s | %s | — | %s | — |" % (
+                             n, fmt_kb(i["VmPin"] + i["VmLck"]),
+                             fmt_kb(lg["VmPin"] + lg["VmLck"]),
+                             fmt_r(R["memory"]["pinned-%d" % n])))
+        self.out("")
+
+    def write_syscalls(self):
+        raw = self.raw
+        if "syscalls" not in raw:
+            return
+        sc = raw["syscalls"]
+        self.out("## 1. Syscall budget", "",
+                 "QEMU under `strace -f -e trace=ioctl,openat,close -y -X "
+                 "raw`, request numbers decoded by the fd they go to (the "
+                 "numbers from the 6.12 uapi headers, printed by "
+                 "`ioas-map-ref ioctls`), accel %s with -S, -machine pc, "
+                 "256 MiB. Phases are cut at the driver's QMP commands: "
+                 "start (exec to QMP ready, one cold-plugged device), "
+                 "device_add of a second device (same iommufd object, or "
+                 "the same container), device_del + ACPI eject of it, then "
+                 "of the first. Listed: the vfio, iommufd and kvm-vfio calls; "
+                 "device-level calls (region, IRQ and reset queries, "
+                 "SET_IRQS), which are the same on both paths, are counted "
+                 "apart. Durations are strace -T." % sc["accel"], "")
+        for ph, title in PHASES:
+            self.out("### %s" % title[0].upper() + title[1:], "")
+            self.out("| | iommufd | legacy |", "| --- | --- | --- |")
+            ps = {p: sc["paths"][p]["phases"][ph] for p in PATHS}
+            seq = {p: rle([c["name"] + ("→" + c["err"] if c["err"] else "")
+                           for c in ps[p]["calls"]]) for p in PATHS}
+            self.out("| calls, in order | %s | %s |" % (seq["iommufd"],
+                                                        seq["legacy"]))
+            self.out("| count (minimum) | %d (%d) | %d (%d) |" % (
+                ps["iommufd"]["count"], ps["iommufd"]["minimum_count"],
+                ps["legacy"]["count"], ps["legacy"]["minimum_count"]))
+            self.out("| minimum | %s | %s |" % (
+                rle(ps["iommufd"]["minimum"]), rle(ps["legacy"]["minimum"])))
+            self.out("| beyond the minimum | %s | %s |" % tuple(
+                "; ".join("%s: %s" % (e["name"], e["why"])
+                          for e in ps[p]["extra"]) or "none" for p in PATHS))
+            self.out("| MAP undone by an UNMAP of the same range | %s | %s |"
+                     % tuple(", ".join(ps[p]["map_undone_by_unmap"]) or "none"
+                             for p in PATHS))
+            self.out("| RAM sections (listener) | %d | %d |" % (
+                ps["iommufd"]["ram_sections"], ps["legacy"]["ram_sections"]))
+            self.out("| device-level calls (same on both paths) | %d | %d |"
+                     % (ps["iommufd"]["device_common_count"],
+                        ps["legacy"]["device_common_count"]))
+            self.out("| sysfs opens of the device | %d | %d |" % (
+                ps["iommufd"]["sysfs_opens"], ps["legacy"]["sysfs_opens"]))
+            self.out("| time in the listed calls (strace -T) | %s | %s |" %
+                     tuple(fmt_s(sum(c["dur"] for c in ps[p]["calls"]))
+                           for p in PATHS))
+            self.out("")
+        self.out("Failed calls, all phases (expected with edu: it has no "
+                 "reset and no MSI-X): " + "; ".join(
+                     "%s: %s" % (p, ", ".join(sorted(set(
+                         f for ph, _ in PHASES
+                         for f in sc["paths"][p]["phases"][ph]["failed"])))
+                         or "none") for p in PATHS), "")
+
+    def write_startup(self):
+        raw = self.raw
+        if "startup" not in raw:
+            return
+        s = raw["startup"]
+        self.out("## 2. Start-up", "",
+                 "One cold-plugged device, -accel qtest, 256 MiB, no strace; "
+                 "%d runs of each variant, the order rotated every round. "
+                 "exec is the driver's clock just before it starts QEMU; "
+                 "realized is the trace timestamp (`-msg timestamp=on`) of "
+                 "`vfio_intx_enable`, the last step of vfio-pci's realize; "
+                 "the realize span starts at `vfio_mdev`, its first step; "
+                 "ready is the answer to qmp_capabilities (the main loop "
+                 "runs). Medians, with min–max:" % len(s["runs"]["iommufd"]),
+                 "", "| | none | legacy | iommufd | iommufd / legacy |",
+                 "| --- | ---: | ---: | ---: | ---: |")
+        for k in ("realized", "realize", "ready"):
+            cells = []
+            for v in ("none", "legacy", "iommufd"):
+                xs = [r[k] for r in s["runs"][v] if k in r]
+                cells.append("%s (%s–%s)" % (fmt_s(med(xs)), fmt_s(min(xs)),
+                                             fmt_s(max(xs))) if xs else "—")
+            self.out("| %s | %s | %s |" % (k, " | ".join(cells),
+                                           fmt_r(self.ratios["startup"][k])))
+        self.out("")
+
+    def write_map(self, png_name):
+        raw = self.raw
+        if "map" not in raw:
+            return
+        mp = raw["map"]
+        self.out("## 3. Mapping cost", "",
+                 "Guest RAM of %s MiB, -accel qtest, one device. QEMU's time "
+                 "is the sum of its IOMMU_IOAS_MAP / VFIO_IOMMU_MAP_DMA "
+                 "durations under `strace -T`. The reference, "
+                 "`tests/bench/ioas-map-ref.c`, opens /dev/iommu and the "
+                 "cdev, binds, allocates an IOAS, attaches and makes the "
+                 "same IOAS_MAP calls (IOVA, size, read-only flag, from "
+                 "QEMU's trace of a warm-up run) on anonymous memory mapped "
+                 "like QEMU's guest RAM (same addresses, MADV_HUGEPAGE, not "
+                 "prefaulted: pinning faults the pages in, as in QEMU; the "
+                 "ROMs, which QEMU has filled, are touched first); its type1 "
+                 "variant does the same through a container "
+                 "(VFIO_IOMMU_MAP_DMA). The reference runs under the same "
+                 "strace for the ratio, and also without it. %d runs of "
+                 "each, order rotated; medians (min–max):" % (
+                     ", ".join(str(x) for x in mp["sizes_mib"]),
+                     len(next(iter(mp["runs"].values()))["qemu-iommufd"])), "",
+                 "| variant | " + " | ".join("%s MiB" % s for s in
+                                             mp["runs"]) + " |",
+                 "| --- | " + " | ".join("---:" for _ in mp["runs"]) + " |")
+        for v, title in MAP_VARIANTS:
+            cells = []
+            for size in mp["runs"]:
+                xs = mp["runs"][size][v]
+                cells.append("%s (%s–%s)" % (fmt_s(med(xs)), fmt_s(min(xs)),
+                                             fmt_s(max(xs))))
+            self.out("| %s | %s |" % (title, " | ".join(cells)))
+        for key in ("qemu-iommufd/qemu-legacy", "qemu-iommufd/ref-iommufd",
+                    "qemu-legacy/ref-type1", "ref-iommufd/ref-type1"):
+            self.out("| ratio %s | %s |" % (key, " | ".join(
+                fmt_r(self.ratios["map"][s][key]) for s in mp["runs"])))
+        self.out("| map calls per start | %s |" % " | ".join(
+            str(mp.get("map_calls", {}).get(s, "—")) for s in mp["runs"]))
+        self.out("", "![map time against guest RAM](%s)" % png_name, "")
+
+    def write_hotplug(self):
+        raw = self.raw
+        if "hotplug" not in raw:
+            return
+        h = raw["hotplug"]
+        self.out("## 4. Hot-plug cycle", "",
+                 "One QEMU (-machine pc, 256 MiB, -accel qtest, an iommufd "
+                 "object present), %d cycles per path, alternating: "
+                 "device_add (returns once realized), then device_del, the "
+                 "guest's part of ACPI eject done through qtest (`outl "
+                 "0xae08, 1 << slot`), and the DEVICE_DELETED event, which "
+                 "QEMU sends once the device is finalized (vfio detached). "
+                 "A first cycle of each path, not counted, faulted guest "
+                 "RAM in (add: iommufd %s, legacy %s); the counted cycles "
+                 "pin pages already present, as a hot-plug into a running "
+                 "guest does. Medians (min–max):" % (
+                     len(h["runs"]["iommufd"]),
+                     fmt_s(h["first_cycle"]["iommufd"]["add"]),
+                     fmt_s(h["first_cycle"]["legacy"]["add"])), "",
+                 "| | legacy | iommufd | iommufd / legacy |",
+                 "| --- | ---: | ---: | ---: |")
+        for k in ("add", "del", "cycle"):
+            cells = []
+            for p in ("legacy", "iommufd"):
+                xs = [r[k] for r in h["runs"][p]]
+                cells.append("%s (%s–%s)" % (fmt_s(med(xs)), fmt_s(min(xs)),
+                                             fmt_s(max(xs))))
+            self.out("| %s | %s | %s |" % (k, " | ".join(cells),
+                                           fmt_r(self.ratios["hotplug"][k])))
+        tr = h.get("traced")
+        if tr:
+            self.out("", "Where a cycle's time goes: %d more cycles per path "
+                     "under `strace -T` (their wall times mean nothing, the "
+                     "durations of the calls do); median per call name, "
+                     "calls of 1 ms or more:" % len(tr["iommufd"]["add"]), "",
+                     "| step | legacy | iommufd |", "| --- | --- | --- |")
+            for step in ("add", "del"):
+                cells = []
+                for p in ("legacy", "iommufd"):
+                    cyc = tr[p][step]
+                    names = sorted({n for c in cyc for n in c["calls"]})
+                    parts = []
+                    for n in names:
+                        d = med([c["calls"].get(n, [0, 0])[1] for c in cyc])
+                        if d >= 0.001:
+                            parts.append("%s %s" % (n, fmt_s(d)))
+                    total = med([sum(v[1] for v in c["calls"].values())
+                                 for c in cyc])
+                    cells.append("total %s: %s" % (fmt_s(total),
+                                                   ", ".join(parts)))
+                self.out("| %s | %s |" % (step, " | ".join(cells)))
+        self.out("")
+
+    def write_memory(self):
+        raw = self.raw
+        if "memory" not in raw:
+            return
+        m = raw["memory"]["median"]
+        self.out("## 5. Memory", "",
+                 "/proc/PID/status of QEMU (-machine pc, 256 MiB, -accel "
+                 "qtest) half a second after QMP is ready, devices "
+                 "cold-plugged; medians of %d runs, kB. iommufd accounts "
+                 "pinned pages in VmPin (mm->pinned_vm; by default it charges "
+                 "RLIMIT_MEMLOCK per user), type1 in VmLck (mm->locked_vm). "
+                 "Two devices share one IOAS (one container): RAM is pinned "
+                 "once." % len(raw["memory"]["runs"]["none-0"]), "",
+                 "| | VmRSS | RssAnon | RssFile | VmLck | VmPin |",
+                 "| --- | ---: | ---: | ---: | ---: | ---: |")
+        for k in ("none-0", "legacy-1", "iommufd-1", "legacy-2", "iommufd-2"):
+            v = m[k]
+            self.out("| %s | %d | %d | %d | %d | %d |" % (
+                k.replace("none-0", "no device").replace("-", ", ") +
+                ("" if k == "none-0" else " device(s)"),
+                v["VmRSS"], v["RssAnon"], v["RssFile"], v["VmLck"],
+                v["VmPin"]))
+        self.out("")
+
+    def write_flags(self):
+        self.out("## Flags: why, and what could close them", "")
+        if not self.flags:
+            self.out("No ratio above 1.00 against legacy or above 1.10 "
+                     "against the reference in this run.", "")
+            return
+        for f in self.flags:
+            self.out("### %s: %.2f against %s" % (f["metric"], f["ratio"],
+                                                   f["against"]), "",
+                     "Why, from the data:", "")
+            for w in f["why"]:
+                self.out("- " + w)
+            self.out("", "What could close it:", "")
+            for c in f["close"]:
+                self.out("- " + c)
+            self.out("")
+
+
+def rle(names):
+    """'A, B ×5, C': runs of the same name collapsed."""
+    out = []
+    for n in names:
+        if out and out[-1][0] == n:
+            out[-1][1] += 1
+        else:
+            out.append([n, 1])
+    return ", ".join(n if k == 1 else "%s ×%d" % (n, k) for n, k in out) \
+        or "none"
+
+
+def plot(raw, docs, work, png_name):
+    mp = raw.get("map")
+    if not mp:
+        return
+    dat = os.path.join(work, "map-time.dat")
+    with open(dat, "w") as f:
+        f.write("# MiB, then median min max for: qemu-iommufd qemu-legacy "
+                "ref-iommufd ref-type1\n")
+        for size in mp["runs"]:
+            row = [size]
+            for v in ("qemu-iommufd", "qemu-legacy", "ref-iommufd",
+                      "ref-type1"):
+                xs = mp["runs"][size][v]
+                row += ["%.4f" % med(xs), "%.4f" % min(xs), "%.4f" % max(xs)]
+            f.write(" ".join(row) + "\n")
+    script = """
+set terminal pngcairo size 900,600 font "sans,11"
+set output '%s'
+set title "Time in the DMA map calls at start-up, against guest RAM\\n(L1 under TCG; median of runs, bars min-max)"
+set xlabel "guest RAM (MiB)"
+set ylabel "time in map calls (s)"
+set key top left
+set grid
+set xrange [0:%d]
+set yrange [0:*]
+set xtics (%s)
+plot '%s' using ($1-25):2:3:4 with yerrorlines lw 2 pt 7 title "QEMU, iommufd (IOMMU_IOAS_MAP)", \\
+     '' using ($1):5:6:7 with yerrorlines lw 2 pt 5 title "QEMU, legacy (VFIO_IOMMU_MAP_DMA)", \\
+     '' using ($1+25):8:9:10 with yerrorlines lw 2 pt 9 title "reference, iommufd (ioas-map-ref)", \\
+     '' using ($1+50):11:12:13 with yerrorlines lw 1 dt 2 pt 11 title "reference, type1 (ioas-map-ref)"
+""" % (os.path.join(docs, png_name),
+       int(max(int(s) for s in mp["runs"]) * 1.1),
+       ", ".join(str(s) for s in mp["runs"]), dat)
+    gp = os.path.join(work, "map-time.gp")
+    with open(gp, "w") as f:
+        f.write(script)
+    subprocess.run(["gnuplot", gp], check=True)
+
+
+def main():
+    raw_path, host_path, docs, work = sys.argv[1:5]
+    with open(raw_path) as f:
+        raw = json.load(f)
+    with open(host_path) as f:
+        host = json.load(f)
+    png = "map-time.png"
+    rep = Report(raw, host)
+    rep.compute()
+    rep.explain()
+    rep.write(docs, png)
+    plot(raw, docs, work, png)
+    results = dict(raw, host=host, ratios=rep.ratios, flags=rep.flags)
+    with open(os.path.join(docs, "results.json"), "w") as f:
+        json.dump(results, f, indent=1, sort_keys=True)
+        f.write("\n")
+    for f in rep.flags:
+        print("flag: %s: %.2f against %s" % (f["metric"], f["ratio"],
+                                             f["against"]))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,98 @@
+#!/bin/sh
+# Benchmarks (issue 6): the iommufd path against the legacy container and
+# against the kernel's own cost, in one boot of the test bed's L1.
+#
+# Usage: tests/bench/run.sh [BUILDDIR]     (default: build/obj)
+#   BENCH_QUICK=1   fewer repetitions and sizes (a smoke run, ~3 min)
+#   BENCH_DOCS=DIR  where REPORT.md, results.json, map-time.png go
+#                   (default: docs/bench)
+#
+# Builds the reference program, boots L1 (tests/testbed/run-l1.sh, 4 GiB so
+# that a 2 GiB guest fits) with its results in build/bench/results, runs
+# tests/bench/driver.py there, then writes the report.  It records figures
+# and never judges them: the exit status is non-zero only if something
+# broke.
+set -eu
+
+here=$(cd "$(dirname "$0")" && pwd)
+top=$(cd "$here/../.." && pwd)
+obj=$(cd "${1:-$top/build/obj}" 2>/dev/null && pwd) || {
+    echo "bench: no build directory ${1:-$top/build/obj}; run 'make' first" >&2
+    exit 1
+}
+qemu=$obj/qemu-system-x86_64
+out=$top/build/bench
+results=$out/results
+docs=${BENCH_DOCS:-$top/docs/bench}
+start=$(date +%s)
+
+say() { echo "bench: $*"; }
+[ -x "$qemu" ] || { say "no $qemu; run 'make' first" >&2; exit 1; }
+
+# Debian packages: what is missing from tests/bench/PACKAGES.
+missing=
+for p in $(grep -v '^#' "$here/PACKAGES"); do
+    dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null |
+        grep -q '^install ok installed$' || missing="$missing $p"
+done
+if [ -n "$missing" ]; then
+    say "installing$missing"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -q >/dev/null
+    apt-get install -y -q --no-install-recommends $missing >/dev/null
+fi
+
+# The reference program, against the 6.12 uapi headers QEMU was built with
+# (build/qemu/linux-headers), else Debian's linux-headers-6.12 package.
+mkdir -p "$out/include/linux"
+for h in vfio.h iommufd.h; do
+    if [ -f "$top/build/qemu/linux-headers/linux/$h" ]; then
+        cp "$top/build/qemu/linux-headers/linux/$h" "$out/include/linux/$h"
+    else
+        src=$(ls -d /usr/src/linux-headers-6.*-common/include/uapi 2>/dev/null |
+              tail -n 1)
+        [ -n "$src" ] || { say "no 6.x uapi headers for $h" >&2; exit 1; }
+        sed 's/__user//g' "$src/linux/$h" >"$out/include/linux/$h"
+    fi
+done
+cc -O2 -Wall -Wextra -Werror -I "$out/include" -o "$out/ioas-map-ref" \
+    "$here/ioas-map-ref.c"
+
+host_load() { cut -d' ' -f1-3 /proc/loadavg; }
+load_before=$(host_load)
+say "host load before: $load_before"
+
+rm -rf "$results"
+mkdir -p "$results" "$docs"
+rc=0
+"$top/tests/testbed/run-l1.sh" --mem 4G --timeout 1700 --results "$results" \
+    --env BENCH_QEMU="$qemu" --env BENCH_REF="$out/ioas-map-ref" \
+    --env BENCH_QUICK --env BENCH_ONLY \
+    -- /usr/bin/python3 "$here/driver.py" || rc=$?
+load_after=$(host_load)
+say "host load after: $load_after"
+if [ ! -f "$results/raw.json" ]; then
+    say "the driver wrote no results (status $rc); L1 console: $results/.l1/console.log" >&2
+    exit 1
+fi
+
+# What the L1 side cannot see: the host.
+python3_json() { /usr/bin/python3 -c 'import json,sys; print(json.dumps(sys.argv[1]))' "$1"; }
+cat >"$out/host.json" <<EOF
+{
+ "date": $(python3_json "$(date -u '+%Y-%m-%d %H:%M UTC')"),
+ "uname": $(python3_json "$(uname -srvm)"),
+ "cpu": $(python3_json "$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')"),
+ "cpus": $(nproc),
+ "outer_qemu": $(python3_json "$(${L1_QEMU:-qemu-system-x86_64} --version | head -n 1)"),
+ "loadavg_before": $(python3_json "$load_before" | sed 's/ /", "/g; s/^/[/; s/$/]/'),
+ "loadavg_after": $(python3_json "$load_after" | sed 's/ /", "/g; s/^/[/; s/$/]/'),
+ "elapsed": $(( $(date +%s) - start ))
+}
+EOF
+/usr/bin/python3 "$here/report.py" "$results/raw.json" "$out/host.json" \
+    "$docs" "$out" || rc=1
+say "report: $docs/REPORT.md (raw logs: $results/logs)"
+say "took $(( $(date +%s) - start )) s"
+[ "$rc" = 0 ] || say "something broke (status $rc); see above" >&2
+exit "$rc"
