@@ -9,12 +9,36 @@ pkgs_build="build-essential pkg-config python3 ninja-build meson
 pkgs_src="dpkg-dev"
 pkgs_kernel="linux-source-6.12 bc bison flex libelf-dev libssl-dev xz-utils
     cpio"
+# tests/libvirt and tests/bench run python3 and strace inside L1.
 pkgs_testbed="qemu-system-x86 strace"
 
 want=""
 for group in "$@"; do
     eval "want=\"\$want \$pkgs_$group\""
 done
+
+# The kernel UAPI headers (linux/vfio.h, linux/iommufd.h of 6.6 or later)
+# come from linux-headers-6.12.*-common, whose name carries the ABI.
+case " $* " in
+*" build "*)
+    if ! ls -d /usr/src/linux-headers-6.*-common >/dev/null 2>&1; then
+        find_headers() {
+            apt-cache search --names-only '^linux-headers-6\.12\..*-common$' |
+                cut -d' ' -f1 | grep -v -- '-rt$' | sort -V | tail -n 1
+        }
+        hdrs=$(find_headers)
+        if [ -z "$hdrs" ] && [ "$(id -u)" = 0 ]; then
+            apt-get update -q >/dev/null
+            hdrs=$(find_headers)
+        fi
+        [ -n "$hdrs" ] || {
+            echo "deps: apt knows no linux-headers-6.12.*-common package" >&2
+            exit 1
+        }
+        want="$want $hdrs"
+    fi
+    ;;
+esac
 
 missing=""
 for p in $want; do

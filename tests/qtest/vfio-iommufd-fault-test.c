@@ -464,6 +464,79 @@ static void assert_held_by_kvm(TestVM *vm, const Filter *flt,
     start_sweep_vm(vm, flt, bdf, "", base);
 }
 
+/*
+ * (b') device_add of a second device into the IOAS of a first one: the
+ * failure must not disturb the first device or the shared IOAS.
+ */
+static void sweep_hotplug_shared(const Filter *flt)
+{
+    const char *bdf = edu_need(0);
+    const char *other = bdf ? edu_need(1) : NULL;
+    g_autofree char *points = NULL;
+    g_autofree char *s_base = NULL;
+    Sweep s = { .name = "device_add into a shared IOAS" };
+    ProcStats base;
+    TestVM vm;
+    Fault f;
+
+    if (!other || !fault_setup(&f, flt, true)) {
+        return;
+    }
+    start_sweep_vm(&vm, flt, bdf, "", &base);
+    vm_qmp_ok(&vm, "{'execute': 'object-add', 'arguments':"
+              " {'qom-type': 'iommufd', 'id': 'iommufd0'}}");
+    g_assert_null(vm_add_edu(&vm, "edu1", other, SLOT1, "iommufd0"));
+    g_assert(vm_dma_round_trip(&vm, SLOT1, 0x44));
+    /* The baseline now: with the first device. */
+    proc_stats(vm.pid, &base);
+    s_base = proc_stats_str(&base);
+    g_test_message("baseline with the first device: %s", s_base);
+
+    fault_arm(&f, 0);
+    g_assert_null(vm_add_edu(&vm, "edu0", bdf, SLOT0, "iommufd0"));
+    fault_disarm(&f);
+    s.points = fault_matches(&f, NULL);
+    points = fault_points(&f);
+    g_test_message("%s: %u calls: %s", s.name, s.points, points);
+    g_assert_cmpuint(s.points, >, 0);
+    vm_del_device(&vm, "edu0", SLOT0);
+
+    for (unsigned n = 1; n <= s.points; n++) {
+        g_autofree char *err = NULL;
+        g_autofree char *failed = NULL;
+
+        fault_arm(&f, n);
+        err = vm_add_edu(&vm, "edu0", bdf, SLOT0, "iommufd0");
+        fault_disarm(&f);
+        fault_matches(&f, &failed);
+        g_test_message("%s, failing call %u (%s): %s", s.name, n,
+                       failed ? failed : "none", err ? err : "succeeded");
+        g_assert(failed);
+        g_assert(vm_alive(&vm));
+        if (err) {
+            s.refused++;
+        } else {
+            g_assert(vm_dma_round_trip(&vm, SLOT0, n));
+            vm_del_device(&vm, "edu0", SLOT0);
+            s.tolerated++;
+        }
+        assert_baseline(&vm, &base, s.name);
+        /* The first device did not notice; the second one can join. */
+        g_assert(vm_dma_round_trip(&vm, SLOT1, n));
+        g_assert_null(vm_add_edu(&vm, "edu0", bdf, SLOT0, "iommufd0"));
+        g_assert(vm_dma_round_trip(&vm, SLOT0, n + 1));
+        vm_del_device(&vm, "edu0", SLOT0);
+        assert_baseline(&vm, &base, s.name);
+        s.swept++;
+    }
+    vm_del_device(&vm, "edu1", SLOT1);
+    vm_qmp_ok(&vm, "{'execute': 'object-del', 'arguments':"
+              " {'id': 'iommufd0'}}");
+    vm_stop(&vm);
+    fault_teardown(&f);
+    sweep_report(&s, flt);
+}
+
 /* (c) device_del. */
 static void sweep_unplug(const Filter *flt)
 {
@@ -639,6 +712,11 @@ static void test_hotplug(void)
     sweep_hotplug(&filter_iommufd);
 }
 
+static void test_hotplug_shared(void)
+{
+    sweep_hotplug_shared(&filter_iommufd);
+}
+
 static void test_unplug(void)
 {
     sweep_unplug(&filter_iommufd);
@@ -685,6 +763,8 @@ int main(int argc, char **argv)
 
     qtest_add_func("/vfio-iommufd-fault/startup", test_startup);
     qtest_add_func("/vfio-iommufd-fault/device_add", test_hotplug);
+    qtest_add_func("/vfio-iommufd-fault/device_add-shared-ioas",
+                   test_hotplug_shared);
     qtest_add_func("/vfio-iommufd-fault/device_del", test_unplug);
     qtest_add_func("/vfio-iommufd-fault/memory", test_memory);
     qtest_add_func("/vfio-iommufd-fault/kvm/startup", test_kvm_startup);
