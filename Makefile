@@ -36,7 +36,7 @@ QTEST_EXCLUDE := bios-tables-test
 QTEST_SKIP := /x86_64/migration/dirty_ring /x86_64/migration/vcpu_dirty_limit
 
 .PHONY: all build deps tree export checkpatch check check-qtest \
-	check-roundtrip check-testbed check-series testbed-deps demo clean
+	check-roundtrip check-testbed check-series testbed-deps demo bench clean
 
 all: build
 
@@ -79,6 +79,11 @@ check-testbed: build testbed-deps
 
 demo: build testbed-deps
 	@scripts/demo.sh $(OBJ)
+
+# Benchmarks (not tests): iommufd against legacy and the raw kernel cost,
+# in the test bed; writes docs/bench/REPORT.md, results.json, map-time.png.
+bench: build testbed-deps
+	@tests/bench/run.sh $(OBJ)
 
 clean:
 	rm -rf build

@@ -5,11 +5,14 @@ Run by tests/bench/run.sh through tests/testbed/run-l1.sh (as root in L1,
 with the edu devices bound to vfio-pci).  Starts our QEMU again and again,
 both paths interleaved in this one boot, and writes everything it measured
 to $L1_RESULTS/raw.json, with the logs it measured from under
-$L1_RESULTS/logs/ (QEMU's trace logs, strace logs, the reference's output).  It prints progress and figures; it never judges them.
+$L1_RESULTS/logs/ (QEMU's trace logs, strace logs, the reference's
+output).  It prints progress and figures; it never judges them.
 Exit status: 0, or 1 if something broke (a QEMU that did not start, ...).
 
 Environment: BENCH_QEMU (our QEMU), BENCH_REF (ioas-map-ref), L1_EDU_BDFS,
-L1_RESULTS; BENCH_QUICK=1 for fewer repetitions (a smoke run).
+L1_RESULTS; BENCH_QUICK=1 for fewer repetitions (a smoke run);
+BENCH_ONLY=syscalls,startup,map,hotplug,memory for some parts only;
+BENCH_MAP_SIZES="256 1024" (MiB) and BENCH_MAP_RUNS=N for the mapping part.
 """
 
 import json
@@ -33,8 +36,9 @@ BDFS = sorted(os.environ["L1_EDU_BDFS"].split())
 QUICK = os.environ.get("BENCH_QUICK") == "1"
 
 STARTUP_RUNS = 3 if QUICK else 7
-MAP_SIZES = [256, 1024] if QUICK else [256, 1024, 2048]    # MiB
-MAP_RUNS = 1 if QUICK else 5
+MAP_SIZES = [int(x) for x in os.environ.get(
+    "BENCH_MAP_SIZES", "256 1024" if QUICK else "256 1024 2048").split()]
+MAP_RUNS = int(os.environ.get("BENCH_MAP_RUNS", 1 if QUICK else 7))
 HOTPLUG_CYCLES = 3 if QUICK else 20
 MEMORY_RUNS = 1 if QUICK else 3
 SLOTS = [4, 5]
@@ -184,7 +188,7 @@ class Vm:
 
 
 def device_args(path, bdf, dev_id, slot):
-    """The -device option (as a QMP-like dict and as a string)."""
+    """A vfio-pci device's properties, for device_add or -device."""
     props = {"driver": "vfio-pci", "host": bdf, "id": dev_id,
              "addr": str(slot)}
     if path == "iommufd":
@@ -407,7 +411,8 @@ def short(call):
 
 def budget_phase(path, phase, calls, trace):
     """Compare one phase's calls with its minimum; name the extra ones."""
-    sections = sum(1 for _, e, _ in trace if e == "vfio_listener_region_add_ram")
+    sections = sum(1 for _, e, _ in trace
+                   if e == "vfio_listener_region_add_ram")
     main, common, sysfs = [], [], 0
     for c in calls:
         if c["cls"] == "sysfs":
@@ -462,7 +467,7 @@ def budget_phase(path, phase, calls, trace):
         else:
             why = "beyond the minimum"
         redundant.append({"name": n, "why": why, "ret": c["ret"],
-                          "err": c["err"]})
+                          "err": c["err"], "dur": c["dur"]})
     # MAPs undone by an UNMAP of the same range within the phase.
     maps, undone = [], []
     for t, e, a in trace:
@@ -586,12 +591,11 @@ def strace_map_sum(path, names, name):
     return sum(c["dur"] for c in maps), [c["dur"] for c in maps]
 
 
-def run_ref(kind, node, spec, tag, traced):
-    cmd = [REF, kind, node, spec]
-    st = None
-    if traced:
-        st = os.path.join(LOGS, tag + ".strace")
-        cmd = STRACE + ["-e", "trace=ioctl", "-o", st] + cmd
+def run_ref(kind, node, spec, tag):
+    """Run the reference under the same strace as QEMU; its strace log and
+    its own clock's total."""
+    st = os.path.join(LOGS, tag + ".strace")
+    cmd = STRACE + ["-e", "trace=ioctl", "-o", st, REF, kind, node, spec]
     out = subprocess.run(cmd, check=True, capture_output=True,
                          text=True).stdout
     with open(os.path.join(LOGS, tag + ".out"), "w") as f:
@@ -609,8 +613,7 @@ def bench_map(names):
         "/sys/bus/pci/devices/%s/vfio-dev" % bdf)[0]
     group = "/dev/vfio/" + os.path.basename(
         os.readlink("/sys/bus/pci/devices/%s/iommu_group" % bdf))
-    variants = ["qemu-iommufd", "qemu-legacy", "ref-iommufd", "ref-type1",
-                "ref-iommufd-untraced", "ref-type1-untraced"]
+    variants = ["qemu-iommufd", "qemu-legacy", "ref-iommufd", "ref-type1"]
     result = {"sizes_mib": MAP_SIZES, "runs": {}, "median": {},
               "calls": {}, "ref_internal": {}}
     for size in MAP_SIZES:
@@ -638,27 +641,25 @@ def bench_map(names):
                     total, each = strace_map_sum(vm.strace, names,
                                                  MAP_NAME[path])
                 else:
-                    kind = "iommufd" if "iommufd" in v else "type1"
-                    traced = not v.endswith("-untraced")
+                    kind = v[4:]
                     st, inner = run_ref(kind, cdev if kind == "iommufd"
-                                        else group, spec, tag, traced)
+                                        else group, spec, tag)
                     internal[v].append(inner)
-                    if traced:
-                        total, each = strace_map_sum(
-                            st, names, MAP_NAME["iommufd" if kind == "iommufd"
-                                                else "legacy"])
-                    else:
-                        total, each = inner, []
+                    total, each = strace_map_sum(
+                        st, names, MAP_NAME["iommufd" if kind == "iommufd"
+                                            else "legacy"])
                 runs[v].append(total)
                 percall[v].append(each)
         result["runs"][str(size)] = runs
         result["calls"][str(size)] = percall
         result["ref_internal"][str(size)] = internal
         result["median"][str(size)] = {v: median(runs[v]) for v in variants}
+        for v in ("ref-iommufd", "ref-type1"):
+            # The reference's own clock around its calls (no strace in it).
+            result["median"][str(size)][v + "-clock"] = median(internal[v])
         result.setdefault("map_calls", {})[str(size)] = nspec
         log("  %5d MiB: " % size + ", ".join(
-            "%s %.3f s" % (v, result["median"][str(size)][v])
-            for v in variants))
+            "%s %.3f s" % kv for kv in result["median"][str(size)].items()))
     return result
 
 
