@@ -376,12 +376,55 @@ static void start_sweep_vm(TestVM *vm, const Filter *flt,
     g_assert_cmpuint(attached.pin_kb, >, base->pin_kb);
 }
 
-/* (b) device_add. */
-static void sweep_hotplug(const Filter *flt)
+static void send_fd(TestVM *vm, const char *path, const char *name)
+{
+    int fd = open(path, O_RDWR);
+    QDict *resp;
+
+    g_assert_cmpint(fd, >=, 0);
+    resp = qtest_qmp_fds(vm->qts, &fd, 1, "{'execute': 'getfd',"
+                         " 'arguments': {'fdname': %s}}", name);
+    g_assert(qdict_haskey(resp, "return"));
+    qobject_unref(resp);
+    close(fd);
+}
+
+/*
+ * object-add of iommufd0 and device_add of edu0 as device edu0; with
+ * @passed, the way libvirt does it: QEMU opens no node, both fds come
+ * with getfd.  Returns the error of device_add, or NULL.
+ */
+static char *plug_edu(TestVM *vm, const char *bdf, bool passed)
+{
+    g_autofree char *cdev = NULL;
+    g_autofree char *addr = NULL;
+
+    if (!passed) {
+        vm_qmp_ok(vm, "{'execute': 'object-add', 'arguments':"
+                  " {'qom-type': 'iommufd', 'id': 'iommufd0'}}");
+        return vm_add_edu(vm, "edu0", bdf, SLOT0, "iommufd0");
+    }
+    cdev = edu_cdev(bdf);
+    addr = g_strdup_printf("%d", SLOT0);
+    send_fd(vm, "/dev/iommu", "iommufd0-fd");
+    send_fd(vm, cdev, "edu0-fd");
+    vm_qmp_ok(vm, "{'execute': 'object-add', 'arguments':"
+              " {'qom-type': 'iommufd', 'id': 'iommufd0',"
+              " 'fd': 'iommufd0-fd'}}");
+    return vm_qmp_error(vm, "{'execute': 'device_add', 'arguments':"
+                        " {'driver': 'vfio-pci', 'id': 'edu0',"
+                        " 'iommufd': 'iommufd0', 'fd': 'edu0-fd',"
+                        " 'addr': %s}}", addr);
+}
+
+/* (b) device_add, QEMU opening the nodes or given their fds. */
+static void sweep_hotplug(const Filter *flt, bool passed)
 {
     const char *bdf = edu_need(0);
     g_autofree char *points = NULL;
-    Sweep s = { .name = "device_add" };
+    g_autofree char *prefix = NULL;
+    Sweep s = { .name = passed ? "device_add with passed fds"
+                               : "device_add" };
     ProcStats base;
     TestVM vm;
     Fault f;
@@ -389,38 +432,35 @@ static void sweep_hotplug(const Filter *flt)
     if (!bdf || !fault_setup(&f, flt, true)) {
         return;
     }
+    prefix = g_strdup_printf("vfio %s: ", passed ? "edu0" : bdf);
     start_sweep_vm(&vm, flt, bdf, "", &base);
 
-    vm_qmp_ok(&vm, "{'execute': 'object-add', 'arguments':"
-              " {'qom-type': 'iommufd', 'id': 'iommufd0'}}");
     fault_arm(&f, 0);
-    g_assert_null(vm_add_edu(&vm, "edu0", bdf, SLOT0, "iommufd0"));
+    g_assert_null(plug_edu(&vm, bdf, passed));
     fault_disarm(&f);
     s.points = fault_matches(&f, NULL);
     points = fault_points(&f);
-    g_test_message("device_add: %u calls: %s", s.points, points);
+    g_test_message("%s: %u calls: %s", s.name, s.points, points);
     g_assert_cmpuint(s.points, >, 0);
+    g_assert(vm_dma_round_trip(&vm, SLOT0, 0x12));
     del_edu(&vm);
+    assert_baseline(&vm, &base, s.name);
 
     for (unsigned n = 1; n <= s.points; n++) {
         g_autofree char *err = NULL;
         g_autofree char *failed = NULL;
         g_autofree char *what = NULL;
 
-        vm_qmp_ok(&vm, "{'execute': 'object-add', 'arguments':"
-                  " {'qom-type': 'iommufd', 'id': 'iommufd0'}}");
         fault_arm(&f, n);
-        err = vm_add_edu(&vm, "edu0", bdf, SLOT0, "iommufd0");
+        err = plug_edu(&vm, bdf, passed);
         fault_disarm(&f);
         fault_matches(&f, &failed);
-        what = g_strdup_printf("device_add, failing call %u (%s)", n,
+        what = g_strdup_printf("%s, failing call %u (%s)", s.name, n,
                                failed ? failed : "none");
         g_test_message("%s: %s", what, err ? err : "succeeded");
         g_assert(failed);
         g_assert(vm_alive(&vm));
         if (err) {
-            g_autofree char *prefix = g_strdup_printf("vfio %s: ", bdf);
-
             g_assert(contains(err, prefix));
             /* The failed device is gone: the object is unused. */
             vm_qmp_ok(&vm, "{'execute': 'object-del', 'arguments':"
@@ -431,37 +471,13 @@ static void sweep_hotplug(const Filter *flt)
             del_edu(&vm);
             s.tolerated++;
         }
+        /* Passed fds included: QEMU closed both. */
         assert_recovered(&vm, bdf, &base, what);
         s.swept++;
     }
     vm_stop(&vm);
     fault_teardown(&f);
     sweep_report(&s, flt);
-}
-
-/*
- * KVM_DEV_VFIO_FILE_DEL failed: the kvm-vfio device keeps its reference to
- * the cdev, so the kernel keeps the device bound to the old iommufd until
- * the VM exits and the same device cannot be bound again before.  (The
- * kernel fails FILE_DEL only for an fd that is not registered, in which
- * case it holds nothing: this state needs an injected failure.)  Check
- * that a re-add says so plainly and that a new VM gets the device back.
- */
-static void assert_held_by_kvm(TestVM *vm, const Filter *flt,
-                               const char *bdf, ProcStats *base)
-{
-    g_autofree char *err = NULL;
-
-    vm_qmp_ok(vm, "{'execute': 'object-add', 'arguments':"
-              " {'qom-type': 'iommufd', 'id': 'iommufd0'}}");
-    err = vm_add_edu(vm, "edu0", bdf, SLOT0, "iommufd0");
-    g_test_message("device_add while KVM holds the device: %s",
-                   err ? err : "succeeded");
-    g_assert(err && contains(err, "cannot bind the device to iommufd"));
-    vm_qmp_ok(vm, "{'execute': 'object-del', 'arguments':"
-              " {'id': 'iommufd0'}}");
-    vm_stop(vm);
-    start_sweep_vm(vm, flt, bdf, "", base);
 }
 
 /*
@@ -535,6 +551,31 @@ static void sweep_hotplug_shared(const Filter *flt)
     vm_stop(&vm);
     fault_teardown(&f);
     sweep_report(&s, flt);
+}
+
+/*
+ * KVM_DEV_VFIO_FILE_DEL failed: the kvm-vfio device keeps its reference to
+ * the cdev, so the kernel keeps the device bound to the old iommufd until
+ * the VM exits and the same device cannot be bound again before.  (The
+ * kernel fails FILE_DEL only for an fd that is not registered, in which
+ * case it holds nothing: this state needs an injected failure.)  Check
+ * that a re-add says so plainly and that a new VM gets the device back.
+ */
+static void assert_held_by_kvm(TestVM *vm, const Filter *flt,
+                               const char *bdf, ProcStats *base)
+{
+    g_autofree char *err = NULL;
+
+    vm_qmp_ok(vm, "{'execute': 'object-add', 'arguments':"
+              " {'qom-type': 'iommufd', 'id': 'iommufd0'}}");
+    err = vm_add_edu(vm, "edu0", bdf, SLOT0, "iommufd0");
+    g_test_message("device_add while KVM holds the device: %s",
+                   err ? err : "succeeded");
+    g_assert(err && contains(err, "cannot bind the device to iommufd"));
+    vm_qmp_ok(vm, "{'execute': 'object-del', 'arguments':"
+              " {'id': 'iommufd0'}}");
+    vm_stop(vm);
+    start_sweep_vm(vm, flt, bdf, "", base);
 }
 
 /* (c) device_del. */
@@ -709,7 +750,12 @@ static void test_startup(void)
 
 static void test_hotplug(void)
 {
-    sweep_hotplug(&filter_iommufd);
+    sweep_hotplug(&filter_iommufd, false);
+}
+
+static void test_hotplug_passed(void)
+{
+    sweep_hotplug(&filter_iommufd, true);
 }
 
 static void test_hotplug_shared(void)
@@ -746,7 +792,7 @@ static void test_kvm_startup(void)
 static void test_kvm_hotplug(void)
 {
     if (need_kvm()) {
-        sweep_hotplug(&filter_kvm);
+        sweep_hotplug(&filter_kvm, false);
     }
 }
 
@@ -763,6 +809,8 @@ int main(int argc, char **argv)
 
     qtest_add_func("/vfio-iommufd-fault/startup", test_startup);
     qtest_add_func("/vfio-iommufd-fault/device_add", test_hotplug);
+    qtest_add_func("/vfio-iommufd-fault/device_add-passed-fds",
+                   test_hotplug_passed);
     qtest_add_func("/vfio-iommufd-fault/device_add-shared-ioas",
                    test_hotplug_shared);
     qtest_add_func("/vfio-iommufd-fault/device_del", test_unplug);

@@ -283,10 +283,11 @@ bool vm_dma_round_trip(TestVM *vm, int slot, uint8_t seed)
 static unsigned long status_kb(const char *status, const char *field)
 {
     const char *p = strstr(status, field);
+    const char *end;
     unsigned long kb = 0;
 
     if (p) {
-        g_assert(!qemu_strtoul(p + strlen(field), NULL, 10, &kb));
+        g_assert(!qemu_strtoul(p + strlen(field), &end, 10, &kb));
     }
     return kb;
 }
