@@ -18,6 +18,7 @@
 #include "qom/object_interfaces.h"
 #include "monitor/monitor.h"
 #include "qemu/module.h"
+#include "qemu/ctype.h"
 #include "sysemu/iommufd.h"
 #include "trace.h"
 
@@ -47,6 +48,17 @@ int iommufd_fd_param(const char *str, Error **errp)
     /* -add-fd puts fds in sets that are opened as /dev/fdset/N. */
     if (g_str_has_prefix(str, "/dev/fdset/")) {
         return qemu_open(str, O_RDWR, errp);
+    }
+    /*
+     * A number is an fd of QEMU itself: on the command line one its caller
+     * passed, but from a monitor one that QEMU opened for its own use, which
+     * the property would then own and close.
+     */
+    if (monitor_cur() && qemu_isdigit(str[0])) {
+        error_setg(errp, "fd numbers are accepted on the command line only");
+        error_append_hint(errp, "Pass the fd with getfd and give its name, "
+                          "or use -add-fd and /dev/fdset/N.\n");
+        return -1;
     }
     return monitor_fd_param(monitor_cur(), str, errp);
 }

@@ -74,9 +74,8 @@ static int vfio_iommufd_dma_unmap(VFIOContainer *bcontainer, hwaddr iova,
                                     size, NULL, &err);
     /*
      * ENOENT: nothing was mapped in the range.  The listener unmaps every
-     * section it saw, also those whose map was skipped or failed (a BAR
-     * the kernel cannot pin, a range a vIOMMU never populated), so this
-     * is not an error.
+     * section it saw, also those whose map failed (and ranges a vIOMMU
+     * never populated), so this is not an error.
      */
     if (ret == -ENOENT) {
         error_free(err);
@@ -151,59 +150,124 @@ static bool vfio_iommufd_check_cdev(int fd, const char *what, Error **errp)
 }
 
 /*
- * Find and open the cdev of a device from its sysfs directory:
- * <sysfsdev>/vfio-dev/vfioN names /dev/vfio/devices/vfioN.
+ * Find the cdev of a device from its sysfs directory:
+ * <sysfsdev>/vfio-dev/vfioN names /dev/vfio/devices/vfioN, whose device
+ * number is in <sysfsdev>/vfio-dev/vfioN/dev.
  */
-static int vfio_iommufd_open_cdev(const char *sysfsdev, Error **errp)
+static bool vfio_iommufd_find_cdev(const char *sysfsdev, char **node,
+                                   dev_t *devt, Error **errp)
 {
     ERRP_GUARD();
     g_autofree char *dir = g_strdup_printf("%s/vfio-dev", sysfsdev);
-    g_autofree char *node = NULL;
     g_autofree char *dev_attr = NULL;
-    g_autofree char *devt = NULL;
+    g_autofree char *contents = NULL;
     const char *name = NULL;
     unsigned int maj, min;
     GDir *gdir;
-    struct stat st;
-    int fd;
 
+    *node = NULL;
     gdir = g_dir_open(dir, 0, NULL);
     if (gdir) {
         while ((name = g_dir_read_name(gdir))) {
             if (g_str_has_prefix(name, "vfio")) {
-                node = g_strdup_printf("/dev/vfio/devices/%s", name);
+                *node = g_strdup_printf("/dev/vfio/devices/%s", name);
                 dev_attr = g_strdup_printf("%s/%s/dev", dir, name);
                 break;
             }
         }
         g_dir_close(gdir);
     }
-    if (!node) {
+    if (!*node) {
         error_setg(errp, "no VFIO device cdev under %s", dir);
         error_append_hint(errp, "The device must be bound to vfio-pci, and "
                           "the host kernel needs CONFIG_VFIO_DEVICE_CDEV.\n");
-        return -1;
+        return false;
     }
 
-    if (!g_file_get_contents(dev_attr, &devt, NULL, NULL) ||
-        sscanf(devt, "%u:%u", &maj, &min) != 2) {
+    if (!g_file_get_contents(dev_attr, &contents, NULL, NULL) ||
+        sscanf(contents, "%u:%u", &maj, &min) != 2) {
         error_setg(errp, "cannot read %s", dev_attr);
+        g_free(*node);
+        *node = NULL;
+        return false;
+    }
+    *devt = makedev(maj, min);
+    return true;
+}
+
+/* Open the cdev of a device found through its sysfs directory. */
+static int vfio_iommufd_open_cdev(const char *sysfsdev, Error **errp)
+{
+    g_autofree char *node = NULL;
+    struct stat st;
+    dev_t devt;
+    int fd;
+
+    if (!vfio_iommufd_find_cdev(sysfsdev, &node, &devt, errp)) {
         return -1;
     }
-
     fd = qemu_open(node, O_RDWR, errp);
     if (fd < 0) {
         return -1;
     }
-    if (fstat(fd, &st) < 0 || !S_ISCHR(st.st_mode) ||
-        major(st.st_rdev) != maj || minor(st.st_rdev) != min) {
+    if (fstat(fd, &st) < 0 || !S_ISCHR(st.st_mode) || st.st_rdev != devt) {
         error_setg(errp, "%s is not the character device %u:%u of %s",
-                   node, maj, min, sysfsdev);
+                   node, major(devt), minor(devt), sysfsdev);
         qemu_close(fd);
         return -1;
     }
     trace_vfio_iommufd_open_cdev(sysfsdev, node, fd);
     return fd;
+}
+
+/*
+ * A passed fd given with host= or sysfsdev=: they must name the same
+ * device, or the device would be known under the name of another.
+ */
+static bool vfio_iommufd_check_passed_cdev(VFIODevice *vbasedev, int fd,
+                                           Error **errp)
+{
+    g_autofree char *node = NULL;
+    struct stat st;
+    dev_t devt;
+
+    if (!vfio_iommufd_find_cdev(vbasedev->sysfsdev, &node, &devt, errp)) {
+        return false;
+    }
+    if (fstat(fd, &st) < 0 || st.st_rdev != devt) {
+        error_setg(errp, "the device fd is not the VFIO device cdev of %s "
+                   "(%s, char device %u:%u)", vbasedev->sysfsdev, node,
+                   major(devt), minor(devt));
+        return false;
+    }
+    return true;
+}
+
+/*
+ * The kernel binds a device once: a second device_add of one host device
+ * would fail in VFIO_DEVICE_BIND_IOMMUFD with a bare EINVAL.  Name the
+ * device that has it instead.
+ */
+static bool vfio_iommufd_check_unique(VFIODevice *vbasedev, int fd,
+                                      Error **errp)
+{
+    VFIODevice *other;
+    struct stat st, ost;
+
+    if (fstat(fd, &st) < 0) {
+        return true;    /* the bind will say what is wrong */
+    }
+    QLIST_FOREACH(other, &vfio_device_list, global_next) {
+        if (other->iommufd && other->fd >= 0 && !fstat(other->fd, &ost) &&
+            S_ISCHR(ost.st_mode) && ost.st_rdev == st.st_rdev) {
+            error_setg(errp, "the host device is already attached as %s%s%s",
+                       other->dev->id ? "device '" : "",
+                       other->dev->id ? other->dev->id : other->name,
+                       other->dev->id ? "'" : "");
+            return false;
+        }
+    }
+    return true;
 }
 
 static bool vfio_iommufd_bind(VFIODevice *vbasedev, int fd,
@@ -337,7 +401,7 @@ static bool vfio_iommufd_attach_container(VFIODevice *vbasedev, int fd,
             continue;
         }
         container = to_iommufd(bcontainer);
-        if (container->be != be) {
+        if (container->be != be || bcontainer->broken) {
             continue;
         }
         ret = vfio_iommufd_attach_ioas(vbasedev, fd, container->ioas_id,
@@ -433,11 +497,18 @@ static bool vfio_iommufd_attach_device(const char *name, VFIODevice *vbasedev,
         if (!vfio_iommufd_check_cdev(fd, "the device fd", errp)) {
             return false;
         }
+        if (vbasedev->sysfsdev &&
+            !vfio_iommufd_check_passed_cdev(vbasedev, fd, errp)) {
+            return false;
+        }
     } else {
         fd = vfio_iommufd_open_cdev(vbasedev->sysfsdev, errp);
         if (fd < 0) {
             return false;
         }
+    }
+    if (!vfio_iommufd_check_unique(vbasedev, fd, errp)) {
+        goto err_connect;
     }
 
     /* 2. The backend object, which opens /dev/iommu on first use. */

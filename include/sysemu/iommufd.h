@@ -29,8 +29,9 @@ struct IOMMUFDBackend {
 };
 
 /*
- * Resolve an fd property: a number, a name passed with getfd, or an fd set
- * /dev/fdset/N of -add-fd.  Close the result with qemu_close().
+ * Resolve an fd property: a number (on the command line only), a name
+ * passed with getfd, or an fd set /dev/fdset/N of -add-fd.  Close the
+ * result with qemu_close().
  */
 int iommufd_fd_param(const char *str, Error **errp);
 
