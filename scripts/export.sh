@@ -51,8 +51,10 @@ for c in $(git_tree rev-list --reverse headers..HEAD); do
         sed -e 's/^-//' -e 's/-$//' | cut -c1-52 | sed 's/-$//')
     name=$(printf '%04d-%s.patch' "$n" "$slug")
     # shellcheck disable=SC2086
-    git_tree format-patch -1 --stdout --zero-commit --no-signature \
-        --subject-prefix=PATCH "$c" -- . $excludes > "$tmp/patches/$name"
+    # A range, not -1: with a pathspec, -1 would pick the last commit that
+    # touches those paths, an earlier one if this commit does not.
+    git_tree format-patch --stdout --zero-commit --no-signature \
+        --subject-prefix=PATCH "$c^..$c" -- . $excludes > "$tmp/patches/$name"
     if [ ! -s "$tmp/patches/$name" ]; then
         # The commit only adds new files: keep its message, with no diff.
         git_tree format-patch -1 --stdout --zero-commit --no-signature \
