@@ -38,10 +38,10 @@ for tier in "$@"; do
         # shellcheck disable=SC2086
         "$repo/scripts/qtest.sh" "$obj" ${QTEST_EXCLUDE:-} 2>&1 | tee "$log"
         # meson test closes with "Ok: N", "Fail: N", "Skipped: N"...
-        ok=$(sed -n 's/^Ok: *\([0-9]\+\)/\1/p' "$log")
-        bad=$(sed -n 's/^\(Fail\|Timeout\|Unexpected Pass\): *\([0-9]\+\)/\2/p' "$log" |
+        ok=$(sed -n 's/^Ok: *\([0-9]\+\).*/\1/p' "$log")
+        bad=$(sed -n 's/^\(Fail\|Timeout\|Unexpected Pass\): *\([0-9]\+\).*/\2/p' "$log" |
             awk '{ n += $1 } END { print n + 0 }')
-        skip=$(sed -n 's/^Skipped: *\([0-9]\+\)/\1/p' "$log")
+        skip=$(sed -n 's/^Skipped: *\([0-9]\+\).*/\1/p' "$log")
         [ -n "$ok" ] || bad=$((bad + 1))
         echo "qtest: ${ok:-0} passed, $bad failed, ${skip:-0} skipped" | tee "$log"
         ;;
