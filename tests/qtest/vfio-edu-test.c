@@ -57,6 +57,12 @@ static bool sysfs_hex_is(const char *dir, const char *attr, unsigned val)
            !qemu_strtoul(g_strstrip(contents), NULL, 16, &got) && got == val;
 }
 
+/* g_ptr_array_sort() passes pointers to the elements. */
+static gint compare_strings(gconstpointer a, gconstpointer b)
+{
+    return g_strcmp0(*(char *const *)a, *(char *const *)b);
+}
+
 static void find_edu_devices(void)
 {
     const char *drv = "/sys/bus/pci/drivers/vfio-pci";
@@ -76,7 +82,7 @@ static void find_edu_devices(void)
         }
     }
     g_dir_close(dir);
-    g_ptr_array_sort(edu_bdfs, (GCompareFunc)g_strcmp0);
+    g_ptr_array_sort(edu_bdfs, compare_strings);
 }
 
 /* The BDF of edu device @n, or NULL after skipping the test. */
