@@ -508,12 +508,12 @@ static bool vfio_iommufd_attach_device(const char *name, VFIODevice *vbasedev,
         }
     }
     if (!vfio_iommufd_check_unique(vbasedev, fd, errp)) {
-        goto err_connect;
+        goto err_close_fd;
     }
 
     /* 2. The backend object, which opens /dev/iommu on first use. */
     if (!iommufd_backend_connect(be, errp)) {
-        goto err_connect;
+        goto err_close_fd;
     }
 
     /*
@@ -521,23 +521,23 @@ static bool vfio_iommufd_attach_device(const char *name, VFIODevice *vbasedev,
      * first open, so the device must be known to the kvm-vfio device first.
      */
     if (!vfio_kvm_device_add_fd(fd, errp)) {
-        goto err_kvm;
+        goto err_disconnect;
     }
 
     /* 4. Bind; undone only by closing the device fd. */
     if (!vfio_iommufd_bind(vbasedev, fd, be, errp)) {
-        goto err_bind;
+        goto err_kvm_del;
     }
 
     /* 5. An IOAS: shared with the other devices of this backend and AS. */
     if (!vfio_iommufd_attach_container(vbasedev, fd, as, errp)) {
-        goto err_attach;
+        goto err_kvm_del;
     }
 
     /* 6. What the device has, as for the legacy path. */
     if (ioctl(fd, VFIO_DEVICE_GET_INFO, &info)) {
         error_setg_errno(errp, errno, "error getting device info");
-        goto err_info;
+        goto err_detach;
     }
 
     vbasedev->fd = fd;
@@ -551,14 +551,14 @@ static bool vfio_iommufd_attach_device(const char *name, VFIODevice *vbasedev,
     vfio_device_publish(vbasedev);
     return true;
 
-err_info:
+    /* Labels name what they undo, in reverse; the bind goes with the fd. */
+err_detach:
     vfio_iommufd_detach_container(vbasedev, fd);
-err_attach:
-err_bind:
+err_kvm_del:
     vfio_kvm_device_del_fd(fd);
-err_kvm:
+err_disconnect:
     iommufd_backend_disconnect(be);
-err_connect:
+err_close_fd:
     vbasedev->fd = passed ? fd : -1;
     if (!passed) {
         qemu_close(fd);
