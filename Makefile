@@ -36,7 +36,8 @@ QTEST_EXCLUDE := bios-tables-test
 QTEST_SKIP := /x86_64/migration/dirty_ring /x86_64/migration/vcpu_dirty_limit
 
 .PHONY: all build deps tree export checkpatch check check-qtest \
-	check-roundtrip check-testbed check-series check-reliability check-asan testbed-deps demo bench clean
+	check-roundtrip check-testbed check-series check-reliability check-asan \
+	check-guest testbed-deps demo bench clean
 
 all: build
 
@@ -64,12 +65,17 @@ check-qtest: build
 # Every tier, closing with one "N passed, N failed" line.
 check: build testbed-deps
 	@QTEST_EXCLUDE="$(QTEST_EXCLUDE)" QTEST_SKIP="$(QTEST_SKIP)" scripts/check.sh $(OBJ) \
-		checkpatch roundtrip qtest testbed reliability
+		checkpatch roundtrip qtest testbed reliability guest
 
 # The reliability tier alone: fault injection sweep, bad input table,
 # teardown soak (SOAK cycles, default 10) and guest misbehaviour, in L1.
 check-reliability: build testbed-deps
 	@tests/faultinject/check.sh --soak $(or $(SOAK),10) $(OBJ)
+
+# The guest tier alone: Linux guests (L2) on our QEMU inside L1, each case
+# on the legacy and the iommufd path (tests/guest/README.md).
+check-guest: build testbed-deps
+	@tests/guest/check.sh $(OBJ) $(GUEST_ARGS)
 
 # The same under AddressSanitizer + UBSan, in build/obj-asan (about 35
 # minutes to build on 2 cores, so not part of check).

@@ -1,7 +1,7 @@
 #!/bin/bash
 # Run every test tier of `make check` and close with one summary line.
 # Usage: scripts/check.sh BUILDDIR TIER...
-#   tiers: checkpatch roundtrip qtest testbed reliability
+#   tiers: checkpatch roundtrip qtest testbed reliability guest
 # QTEST_EXCLUDE lists qtest-x86_64 tests to leave out (see the Makefile).
 set -uo pipefail
 
@@ -50,6 +50,9 @@ for tier in "$@"; do
         ;;
     reliability)
         "$repo/tests/faultinject/check.sh" "$obj" 2>&1 | tee "$log"
+        ;;
+    guest)
+        "$repo/tests/guest/check.sh" "$obj" 2>&1 | tee "$log"
         ;;
     *)
         echo "check: unknown tier $tier" > "$log"

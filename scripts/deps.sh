@@ -9,8 +9,9 @@ pkgs_build="build-essential pkg-config python3 ninja-build meson
 pkgs_src="dpkg-dev"
 pkgs_kernel="linux-source-6.12 bc bison flex libelf-dev libssl-dev xz-utils
     cpio"
-# tests/libvirt and tests/bench run python3 and strace inside L1.
-pkgs_testbed="qemu-system-x86 strace"
+# tests/libvirt and tests/bench run python3 and strace inside L1; the guest
+# tier's L2 runs busybox from an initramfs (cpio) and is debugged with gdb.
+pkgs_testbed="qemu-system-x86 strace busybox-static cpio gdb"
 
 want=""
 for group in "$@"; do

@@ -8,12 +8,14 @@
 #
 # Usage: tests/testbed/run-l1.sh [--kernel BZIMAGE] [--timeout SECS]
 #            [--env VAR[=VALUE]]... [--results DIR] [--mem SIZE]
-#            [--qemu-arg ARG]... -- COMMAND [ARGS...]
+#            [--qemu-arg ARG]... [--no-edu] -- COMMAND [ARGS...]
 #
 #   --results DIR  writable 9p share, mounted in L1 at the same path
 #                  (default: a temporary directory, removed on success);
 #                  DIR/.l1/console.log is the full L1 console log
 #   --qemu-arg ARG one more argument for the outer emulator (repeatable)
+#   --no-edu       leave out the two default edu devices (give your own
+#                  with --qemu-arg)
 #   $L1_QEMU       outer emulator (default qemu-system-x86_64)
 # Exit status: the command's, 124 on timeout (default 1200 s), 125 if L1
 # failed to set up or finish.
@@ -21,6 +23,7 @@ set -eu
 
 here=$(cd "$(dirname "$0")" && pwd)
 kernel= timeout=${L1_TIMEOUT:-1200} results= mem=2G extra= exports=
+edus="-device edu -device edu"
 qemu=${L1_QEMU:-qemu-system-x86_64}
 
 say() { echo "run-l1: $*" >&2; }
@@ -43,6 +46,7 @@ while [ $# -gt 0 ]; do
     --results) results=$2; shift 2 ;;
     --mem) mem=$2; shift 2 ;;
     --qemu-arg) extra="$extra $(q "$2")"; shift 2 ;;
+    --no-edu) edus=; shift ;;
     --) shift; break ;;
     *) die "unknown option $1 (usage: run-l1.sh [options] -- COMMAND [ARGS...])" ;;
     esac
@@ -96,7 +100,7 @@ timeout --foreground -k 10 "$timeout" "$qemu" \
     -nodefaults -display none -no-reboot \
     -serial file:"$log" -serial stdio \
     -device intel-iommu,intremap=on \
-    -device edu -device edu \
+    $edus \
     -virtfs local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap,id=hostroot \
     -virtfs local,path="$results",mount_tag=results,security_model=none,id=results \
     -kernel "$kernel" -append "$append" \
