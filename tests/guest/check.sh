@@ -3,10 +3,10 @@
 # BUILDDIR inside the test bed's L1, every case on the legacy and the
 # iommufd path.  Builds what the guest runs (tests/guest/build.sh) and the
 # fault injection library, boots L1 with its own set of edu devices and
-# runs tests/guest/guest-tier.py there.  Logs of failed cases are kept in
+# runs tests/guest/guest_tier.py there.  Logs of failed cases are kept in
 # BUILDDIR/guest-results/.
 #
-# Usage: tests/guest/check.sh BUILDDIR [guest-tier.py options...]
+# Usage: tests/guest/check.sh BUILDDIR [guest_tier.py options...]
 set -eu
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -38,7 +38,7 @@ exec "$top/tests/testbed/run-l1.sh" --kernel "$kernel" --results "$results" \
     --qemu-arg -device --qemu-arg "edu,bus=rp1,addr=0.1,$mask" \
     --qemu-arg -device --qemu-arg pcie-root-port,id=rp2,chassis=2,slot=2,addr=0x1d \
     --qemu-arg -device --qemu-arg "edu,bus=rp2,addr=0.0,$mask" \
-    -- "$here/guest-tier.py" --qemu "$obj/qemu-system-x86_64" \
+    -- "$here/guest_tier.py" --qemu "$obj/qemu-system-x86_64" \
     --kernel "$kernel" --initrd "$obj/guest/initramfs.cpio.gz" \
     --faultinject "$obj/tests/faultinject/libfaultinject.so" \
     --logdir "$results/logs" "$@"
