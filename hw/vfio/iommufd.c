@@ -373,6 +373,27 @@ static bool vfio_iommufd_container_ranges(VFIOIOMMUFDContainer *container,
     return true;
 }
 
+/* The IOAS's ranges now: they narrow as devices with reserved regions join. */
+static bool vfio_iommufd_get_iova_ranges(VFIOContainer *bcontainer,
+                                         GArray *ranges, Error **errp)
+{
+    VFIOIOMMUFDContainer *container = to_iommufd(bcontainer);
+    g_autofree IOMMUFDRange *r = NULL;
+    uint64_t align;
+    uint32_t nr;
+
+    if (!iommufd_backend_get_iova_ranges(container->be, container->ioas_id,
+                                         &r, &nr, &align, errp)) {
+        return false;
+    }
+    for (uint32_t i = 0; i < nr; i++) {
+        VFIOIovaRange range = { .start = r[i].start, .last = r[i].last };
+
+        g_array_append_val(ranges, range);
+    }
+    return true;
+}
+
 static void vfio_iommufd_container_free(VFIOIOMMUFDContainer *container)
 {
     Error *err = NULL;
@@ -588,4 +609,5 @@ const VFIOContainerOps vfio_iommufd_container_ops = {
     .dma_unmap = vfio_iommufd_dma_unmap,
     .attach_device = vfio_iommufd_attach_device,
     .detach_device = vfio_iommufd_detach_device,
+    .get_iova_ranges = vfio_iommufd_get_iova_ranges,
 };

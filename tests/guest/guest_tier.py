@@ -99,7 +99,8 @@ class Guest:
     """One L2 guest: our QEMU with a kernel, our initramfs and devices."""
 
     def __init__(self, args, name, devices, viommu=False, mem='256M',
-                 extra=(), env=None, machine_extra='', cpu=None):
+                 extra=(), env=None, machine_extra='', cpu=None,
+                 trace=()):
         self.args = args
         self.name = name
         self.dead = None
@@ -131,7 +132,8 @@ class Guest:
                    'vfio_dma_map', 'vfio_dma_unmap', 'vfio_iommu_map_notify*',
                    'vfio_iommufd_container_new', 'vfio_pci_hot_reset*',
                    'vfio_pci_reset*', 'vfio_kvm_device_*',
-                   'vfio_iommufd_bind', 'vfio_ram_discard_*'):
+                   'vfio_iommufd_bind', 'vfio_ram_discard_*',
+                   'vfio_container_check_viommu') + tuple(trace):
             cmd += ['-trace', f'enable={ev}']
         if viommu:
             cmd += ['-device', 'intel-iommu,intremap=on,caching-mode=on']
@@ -508,6 +510,21 @@ class Tier:
     def sub(self, case, path, fn):
         self.run(case, path, lambda p: fn())
 
+    def in_guest(self, g, body):
+        """Start @g, return body(g), stop it; failures go to the caller."""
+        ok = False
+        try:
+            g.start()
+            ret = body(g)
+            ok = True
+            return ret
+        finally:
+            rc = g.quit()
+            if ok and rc not in (0, None):
+                ok = False
+                raise Fail(f'QEMU exit status {rc}: {g.errors()}')
+            g.keep(not ok)
+
     def with_guest(self, case, path, g, body):
         """Start @g, run body(g), stop it; keep its logs if anything failed."""
         before = self.res.failed
@@ -629,6 +646,11 @@ class Tier:
     def viommu_dma_api(self, g, bdf):
         # Linux's DMA API puts IOVAs just below 4 GiB first: above the
         # interrupt window.
+        # aw-bits=39 (7.2's default) fits L1's VT-d: checked, and silent.
+        check(any('vfio_container_check_viommu' in l and '0x7fffffffff' in l
+                  for l in g.trace_lines()),
+              'realize compared the vIOMMU with the host IOMMU')
+        check('IOVA' not in g.errors(), f'no warning: {g.errors()}')
         insmod(g, msi=True, dma_bits=39)
         r = guest_dma(g, bdf, 4095, 0)
         irq = edu_attr(g, bdf, 'edu_irq', '50')
@@ -743,6 +765,90 @@ class Tier:
               f'nothing leaks: {base} -> {st}')
         line = [l for l in errs.splitlines() if want in l][-1]
         return f'guest DMA faulted, QEMU said "{line.strip()}", then ok'
+
+    # Issue 14: a guest vIOMMU must fit the host IOMMU
+    def case_viommu_width(self, path):
+        host = self.host_edu(path)
+        dev = edu_arg(path, host, 'edu0')
+        base = path_objects(path)
+        self.sub('width-intel-48-refused', path,
+                 lambda: self.width_refused(path, base + dev))
+        self.sub('width-intel-48-hotplug', path,
+                 lambda: self.width_hotplug(path, host, intel=True))
+        self.sub('width-virtio-iommu', path,
+                 lambda: self.width_virtio(path, base + dev))
+        self.sub('width-virtio-iommu-hotplug', path,
+                 lambda: self.width_hotplug(path, host, intel=False))
+
+    def width_refused(self, path, devs):
+        """aw-bits=48 against L1's 39-bit VT-d: QEMU refuses to start."""
+        cmd = [self.args.qemu, '-machine', 'q35,kernel-irqchip=split',
+               '-accel', 'kvm', '-nodefaults', '-display', 'none', '-S',
+               '-device', 'intel-iommu,intremap=on,caching-mode=on,'
+               'aw-bits=48'] + devs
+        r = subprocess.run(cmd, stdin=subprocess.DEVNULL,
+                           capture_output=True, text=True, timeout=60)
+        want = ('intel-iommu lets the guest map IOVAs up to 0xffffffffffff '
+                '(aw-bits=48), the host IOMMU only up to 0x7fffffffff')
+        check(r.returncode == 1, f'QEMU exit status 1, got {r.returncode}: '
+              f'{r.stderr.strip()}')
+        check(want in r.stderr and 'use aw-bits=39' in r.stderr,
+              f'the message names both widths and the fix: {r.stderr.strip()}')
+        return r.stderr.strip().replace('\n', ' | ')
+
+    def width_hotplug(self, path, host, intel):
+        """Hot-plug into a running guest whose vIOMMU does not fit."""
+        viommu = ('intel-iommu,intremap=on,caching-mode=on,aw-bits=48'
+                  if intel else 'virtio-iommu-pci')
+        g = Guest(self.args, f'width-{"intel" if intel else "virtio"}-{path}',
+                  path_objects(path),
+                  extra=['-device', viommu, '-device',
+                         'pcie-root-port,id=rp1,chassis=1,slot=1'],
+                  machine_extra=',kernel-irqchip=split' if intel else '')
+
+        def body(g):
+            args = {'driver': 'vfio-pci', 'host': host, 'id': 'edu0',
+                    'bus': 'rp1'}
+            if path == 'iommufd':
+                args['iommufd'] = 'iommufd0'
+            try:
+                g.qmp('device_add', **args)
+                raise Fail('device_add succeeded')
+            except QMPError as e:
+                out = str(e)
+            want = (('intel-iommu lets the guest map IOVAs up to '
+                     '0xffffffffffff (aw-bits=48)') if intel else
+                    ('virtio-iommu lets the guest map IOVAs up to '
+                     '0xffffffffffffffff'))
+            fix = 'use aw-bits=39' if intel else 'assign the device at start-up'
+            check(want in out and 'only up to 0x7fffffffff' in out and
+                  fix in out,
+                  f'device_add error names both sides: {out}')
+            check(g.running() and g.sh('echo alive').strip() == 'alive',
+                  'the guest keeps running')
+            check(not any(p['name'] == 'edu0' for p in
+                          g.qmp('qom-list', path='/machine/peripheral')),
+                  'no device left behind')
+            return out
+        out = self.in_guest(g, body)
+        return f'QMP: "{out}"; the guest runs on'
+
+    def width_virtio(self, path, devs):
+        """virtio-iommu offers the guest only what the host maps."""
+        g = Guest(self.args, f'width-virtio-cold-{path}', devs,
+                  extra=['-device', 'virtio-iommu-pci'])
+
+        def body(g):
+            msg = g.sh('dmesg | grep -i "input address" || true').strip()
+            check('39 bits' in msg, f'the guest sees a 39-bit input range: '
+                  f'"{msg}"')
+            bdf = guest_edus(g)[0]
+            insmod(g, dma_bits=39)
+            r = guest_dma(g, bdf, 4095, 0)
+            check('IOVA' not in g.errors(), f'no warning: {g.errors()}')
+            return (f'guest: "{msg.split("] ")[-1]}"; DMA through '
+                    f'virtio-iommu at {r["src"]}/{r["dst"]} ok')
+        return self.in_guest(g, body)
 
     # 4 and 7b: virtio-mem
     def case_virtio_mem(self, path):
@@ -964,6 +1070,7 @@ class Tier:
             'viommu': self.case_viommu,
             'virtio-mem': self.case_virtio_mem,
             'hot-reset': self.case_hot_reset,
+            'viommu-width': self.case_viommu_width,
         }
         chosen = self.args.case or list(cases)
         paths = self.args.path or PATHS
@@ -977,7 +1084,7 @@ class Tier:
         # own have hung at random when another L2 guest ran beside them
         # (nested virtualization on TCG), and the hot reset guests share
         # the devices behind the root ports.  Those run one at a time.
-        alone = ('viommu', 'hot-reset')
+        alone = ('viommu', 'hot-reset', 'viommu-width')
         t = time.time()
         for case in chosen:
             if self.args.jobs > 1 and case not in alone:
@@ -1006,6 +1113,81 @@ class Tier:
                     note(f'  {case:16} {path:8} {by_path[path]}')
 
 
+def demo(args):
+    """
+    make demo: a Linux guest on our QEMU under KVM, its edu assigned through
+    iommufd; the guest's driver does DMA and takes interrupts, and QEMU's
+    trace shows the kernel calls that made it possible.
+    """
+    host = os.environ['L1_EDU_BDFS'].split()[0]
+    g = Guest(args, 'demo', path_objects('iommufd') +
+              edu_arg('iommufd', host, 'edu0'),
+              trace=('iommufd_backend_connect', 'iommufd_backend_alloc_ioas',
+                     'iommufd_backend_get_iova_ranges',
+                     'vfio_iommufd_open_cdev', 'vfio_iommufd_attach_ioas'))
+    t0 = time.time()
+    ok = False
+    try:
+        g.start()
+        up = time.time() - t0
+        obj = next(a for a in g.cmd if a.startswith('iommufd,'))
+        dev = next(a for a in g.cmd if a.startswith('vfio-pci,'))
+        print(f'Our QEMU, -accel kvm inside L1: ... -object {obj} '
+              f'-device {dev}')
+        print(f'The guest (Linux {g.sh("uname -r").strip()}) was up '
+              f'{up:.1f} s after QEMU started.')
+        print()
+        calls = ('vfio_kvm_device_add_fd', 'vfio_iommufd_bind',
+                 'iommufd_backend_alloc_ioas', 'vfio_iommufd_attach_ioas',
+                 'iommufd_backend_get_iova_ranges')
+        print('Kernel calls QEMU made for the device, in order '
+              '(errno 0 = accepted):')
+        # The log backend may prefix "PID@TIME:".
+        lines = [re.sub(r'^\d+@[\d.]+:', '', l) for l in g.trace_lines()]
+        for l in lines:
+            if l.split(' ')[0] in calls:
+                print(f'  {l}')
+        maps = [l for l in lines
+                if l.startswith('iommufd_backend_map_dma') and 'errno=0' in l]
+        print(f'  ... and {len(maps)} IOMMU_IOAS_MAP of guest RAM, e.g.')
+        for m in maps[:3]:
+            print(f'    {m}')
+        add = next((i for i, l in enumerate(lines)
+                    if 'vfio_kvm_device_add_fd' in l), None)
+        bind = next((i for i, l in enumerate(lines)
+                     if 'vfio_iommufd_bind' in l), None)
+        check(add is not None and bind is not None and add < bind,
+              'KVM_DEV_VFIO_FILE_ADD comes before VFIO_DEVICE_BIND_IOMMUFD')
+        print('  KVM_DEV_VFIO_FILE_ADD came before VFIO_DEVICE_BIND_IOMMUFD: '
+              'the kernel took its kvm reference at bind.')
+        print()
+        bdf = guest_edus(g)[0]
+        insmod(g, msi=True)
+        print(f'In the guest: edu at {bdf}, driven by edu_guest.ko:')
+        for length, off in ((4095, 0), (1000, 3000)):
+            r = guest_dma(g, bdf, length, off)
+            print(f'  DMA {length} bytes guest -> device -> guest at '
+                  f'{r["src"]}/{r["dst"]}: {r["bad"]} bytes differ')
+        irq = edu_attr(g, bdf, 'edu_irq', '100')
+        st = kv(g.sh(f'cat /sys/bus/pci/devices/{bdf}/edu_stats'))
+        check(irq.get('result') == 'ok' and st['raised'] == st['delivered'],
+              f'interrupts: {st}')
+        print(f'  interrupts ({st["mode"]}): {st["raised"]} raised by the '
+              f'device, {st["delivered"]} delivered to the guest')
+        s = g.status()
+        print(f'  QEMU: {s["fds"]} fds, {s["VmPin"] // 1024} MiB pinned '
+              f'(VmPin: guest RAM, charged by iommufd)')
+        ok = True
+    except (Fail, QMPError, OSError) as e:
+        print(f'demo: FAILED: {e}')
+    finally:
+        g.quit()
+        g.keep(not ok)
+    print(f'demo: {"guest DMA and interrupts through iommufd verified" if ok else "FAILED"}'
+          f' ({time.time() - t0:.0f} s)')
+    return 0 if ok else 1
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     ap.add_argument('--qemu', required=True)
@@ -1023,6 +1205,9 @@ def main():
     ap.add_argument('--keep', action='store_true', help='keep the logs')
     ap.add_argument('--verbose', action='store_true',
                     help='the guest kernel logs to its console')
+    ap.add_argument('--demo', action='store_true',
+                    help='make demo: one guest on the iommufd path, with a '
+                    'report')
     ap.add_argument('--jobs', type=int, default=2,
                     help='1: one path after the other; 2 (default): the '
                     'legacy and the iommufd path side by side, for the '
@@ -1030,6 +1215,8 @@ def main():
     args = ap.parse_args()
     os.makedirs(args.workdir, exist_ok=True)
     args.workdir = tempfile.mkdtemp(prefix='guest-tier.', dir=args.workdir)
+    if args.demo:
+        sys.exit(demo(args))
     sys.exit(Tier(args).all())
 
 

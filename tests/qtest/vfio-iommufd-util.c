@@ -110,7 +110,10 @@ void vm_start(TestVM *vm, const char *extra)
     pidfile = g_build_filename(vm->tmpdir, "qemu.pid", NULL);
     args = g_strdup_printf(VM_MACHINE "-pidfile %s -D %s "
                            "-trace enable=iommufd_backend_* "
-                           "-trace enable=vfio_iommufd_* %s",
+                           "-trace enable=vfio_iommufd_* "
+                           "-trace enable=vfio_kvm_device_* "
+                           "-trace enable=vfio_attach_device "
+                           "-trace enable=vfio_detach_device %s",
                            pidfile, vm->trace, extra);
     vm->qts = qtest_init(args);
     vm->bus = qpci_new_pc(vm->qts, NULL);
@@ -119,13 +122,22 @@ void vm_start(TestVM *vm, const char *extra)
     g_assert_cmpint(vm->pid, >, 0);
 }
 
+void vm_quit(TestVM *vm)
+{
+    qpci_free_pc(vm->bus);
+    vm->bus = NULL;
+    qtest_quit(vm->qts);
+    vm->qts = NULL;
+}
+
 void vm_stop(TestVM *vm)
 {
     g_autofree char *pidfile = g_build_filename(vm->tmpdir, "qemu.pid",
                                                 NULL);
 
-    qpci_free_pc(vm->bus);
-    qtest_quit(vm->qts);
+    if (vm->qts) {
+        vm_quit(vm);
+    }
     unlink(vm->trace);
     unlink(pidfile);
     rmdir(vm->tmpdir);
@@ -147,6 +159,76 @@ bool vm_alive(TestVM *vm)
     }
     qobject_unref(resp);
     return alive;
+}
+
+/*
+ * Does a trace log line record @event?  The log backend writes "event
+ * args", or "pid@time:event args" with -msg timestamp=on.
+ */
+static bool trace_line_is(const char *line, const char *event)
+{
+    const char *colon = strchr(line, ':');
+    const char *name = colon && colon < strchr(line, ' ') ? colon + 1 : line;
+    size_t len = strlen(event);
+
+    return !strncmp(name, event, len) && name[len] == ' ';
+}
+
+/* The lines of the trace log that record @event. */
+static GPtrArray *trace_lines(TestVM *vm, const char *event)
+{
+    g_autofree char *log = NULL;
+    g_auto(GStrv) lines = NULL;
+    GPtrArray *found = g_ptr_array_new_with_free_func(g_free);
+
+    g_assert(g_file_get_contents(vm->trace, &log, NULL, NULL));
+    lines = g_strsplit(log, "\n", -1);
+    for (int i = 0; lines[i]; i++) {
+        if (trace_line_is(lines[i], event)) {
+            g_ptr_array_add(found, g_strdup(lines[i]));
+        }
+    }
+    return found;
+}
+
+unsigned vm_trace_count(TestVM *vm, const char *event)
+{
+    g_autoptr(GPtrArray) lines = trace_lines(vm, event);
+
+    return lines->len;
+}
+
+unsigned vm_trace_count_with(TestVM *vm, const char *event, const char *text)
+{
+    g_autoptr(GPtrArray) lines = trace_lines(vm, event);
+    unsigned n = 0;
+
+    for (unsigned i = 0; i < lines->len; i++) {
+        n += !!strstr(g_ptr_array_index(lines, i), text);
+    }
+    return n;
+}
+
+bool vm_trace_first_has(TestVM *vm, const char *event, const char *text)
+{
+    g_autoptr(GPtrArray) lines = trace_lines(vm, event);
+
+    return lines->len && strstr(g_ptr_array_index(lines, 0), text);
+}
+
+int vm_trace_index(TestVM *vm, const char *event)
+{
+    g_autofree char *log = NULL;
+    g_auto(GStrv) lines = NULL;
+
+    g_assert(g_file_get_contents(vm->trace, &log, NULL, NULL));
+    lines = g_strsplit(log, "\n", -1);
+    for (int i = 0; lines[i]; i++) {
+        if (trace_line_is(lines[i], event)) {
+            return i;
+        }
+    }
+    return -1;
 }
 
 static char *vm_qmp_verror(TestVM *vm, const char *fmt, va_list ap)
@@ -210,6 +292,8 @@ void edu_open(TestVM *vm, int slot, Edu *edu)
     g_assert(edu->dev);
     g_assert_cmphex(qpci_config_readw(edu->dev, PCI_VENDOR_ID), ==,
                     EDU_VENDOR);
+    g_assert_cmphex(qpci_config_readw(edu->dev, PCI_DEVICE_ID), ==,
+                    EDU_DEVICE);
     qpci_device_enable(edu->dev);
     edu->bar = qpci_iomap(edu->dev, 0, NULL);
 }
@@ -252,29 +336,42 @@ bool edu_dma_wait(Edu *edu)
     return true;
 }
 
-bool vm_dma_round_trip(TestVM *vm, int slot, uint8_t seed)
+bool edu_round_trip(TestVM *vm, Edu *edu, uint64_t src, uint64_t dst,
+                    uint8_t seed)
 {
     g_autofree uint8_t *pattern = g_malloc(EDU_DMA_LEN);
     g_autofree uint8_t *back = g_malloc(EDU_DMA_LEN);
     bool ok;
-    Edu edu;
 
-    edu_open(vm, slot, &edu);
     for (int i = 0; i < EDU_DMA_LEN; i++) {
         pattern[i] = seed + i * 7;
     }
-    qtest_memwrite(vm->qts, GUEST_SRC, pattern, EDU_DMA_LEN);
-    qtest_memset(vm->qts, GUEST_DST, 0, EDU_DMA_LEN);
-    edu_dma_start(&edu, GUEST_SRC, EDU_BUFFER, EDU_DMA_LEN, false);
-    ok = edu_dma_wait(&edu);
-    edu_dma_start(&edu, EDU_BUFFER, GUEST_DST, EDU_DMA_LEN, true);
-    ok = edu_dma_wait(&edu) && ok;
-    qtest_memread(vm->qts, GUEST_DST, back, EDU_DMA_LEN);
+    qtest_memwrite(vm->qts, src, pattern, EDU_DMA_LEN);
+    qtest_memset(vm->qts, dst, 0, EDU_DMA_LEN);
+    edu_dma_start(edu, src, EDU_BUFFER, EDU_DMA_LEN, false);
+    ok = edu_dma_wait(edu);
+    edu_dma_start(edu, EDU_BUFFER, dst, EDU_DMA_LEN, true);
+    ok = edu_dma_wait(edu) && ok;
+    qtest_memread(vm->qts, dst, back, EDU_DMA_LEN);
 
     ok = ok && !memcmp(pattern, back, EDU_DMA_LEN);
     if (!ok) {
-        g_test_message("DMA through edu in slot %d: bytes differ (first "
-                       "0x%02x, expected 0x%02x)", slot, back[0], pattern[0]);
+        g_test_message("DMA 0x%" PRIx64 " -> edu -> 0x%" PRIx64 ": bytes "
+                       "differ (first byte 0x%02x, expected 0x%02x)",
+                       src, dst, back[0], pattern[0]);
+    }
+    return ok;
+}
+
+bool vm_dma_round_trip(TestVM *vm, int slot, uint8_t seed)
+{
+    bool ok;
+    Edu edu;
+
+    edu_open(vm, slot, &edu);
+    ok = edu_round_trip(vm, &edu, GUEST_SRC, GUEST_DST, seed);
+    if (!ok) {
+        g_test_message("DMA round trip through edu in slot %d failed", slot);
     }
     edu_close(&edu);
     return ok;

@@ -1,7 +1,8 @@
 /*
  * Helpers for the real-kernel VFIO/iommufd qtests: edu devices bound to
- * vfio-pci, a VM with an assigned edu and its DMA round trip, the /proc
- * figures of the QEMU process, and QEMU runs that are expected to fail.
+ * vfio-pci, a VM with an assigned edu, its DMA round trip and its trace
+ * log, the /proc figures of the QEMU process, and QEMU runs that are
+ * expected to fail.
  *
  * Copyright (c) 2026 The qemu-iommufd developers
  *
@@ -52,10 +53,21 @@ typedef struct TestVM {
 
 /* Start QEMU (a pc machine, see VM_MACHINE) with @extra arguments. */
 void vm_start(TestVM *vm, const char *extra);
-/* Quit QEMU and remove its files. */
+/* Quit QEMU, which flushes the trace log: it can still be read. */
+void vm_quit(TestVM *vm);
+/* Quit QEMU unless vm_quit() did, and remove its files. */
 void vm_stop(TestVM *vm);
 /* Does QEMU still answer QMP, and is the VM running? */
 bool vm_alive(TestVM *vm);
+
+/* The trace log, complete once vm_quit() returned: lines of @event. */
+unsigned vm_trace_count(TestVM *vm, const char *event);
+/* The lines of @event that contain @text. */
+unsigned vm_trace_count_with(TestVM *vm, const char *event, const char *text);
+/* Does the first line of @event contain @text? */
+bool vm_trace_first_has(TestVM *vm, const char *event, const char *text);
+/* The index of the first line of @event among all lines, or -1. */
+int vm_trace_index(TestVM *vm, const char *event);
 
 /* Send a QMP command, printf-like; NULL on success, else the error. */
 char *vm_qmp_error(TestVM *vm, const char *fmt, ...) G_GNUC_PRINTF(2, 3);
@@ -77,6 +89,7 @@ typedef struct Edu {
     QPCIBar bar;
 } Edu;
 
+/* Find edu in @slot, check its IDs, map BAR0, enable bus mastering. */
 void edu_open(TestVM *vm, int slot, Edu *edu);
 void edu_close(Edu *edu);
 /* Start a DMA of @len bytes between guest (IOVA) and device addresses. */
@@ -84,6 +97,12 @@ void edu_dma_start(Edu *edu, uint64_t src, uint64_t dst, uint32_t len,
                    bool to_ram);
 /* Wait (real time) until edu says the DMA is done: false after 10 s. */
 bool edu_dma_wait(Edu *edu);
+/*
+ * Copy a pattern from guest RAM at @src through edu's buffer to guest RAM
+ * at @dst: did the bytes arrive?
+ */
+bool edu_round_trip(TestVM *vm, Edu *edu, uint64_t src, uint64_t dst,
+                    uint8_t seed);
 
 /* What the kernel says about a process: resources a device may leak. */
 typedef struct ProcStats {
