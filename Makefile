@@ -106,3 +106,28 @@ bench: build testbed-deps
 
 clean:
 	rm -rf build
+
+# Install like a distribution (packaging/): our QEMU, built for this in
+# build/obj-pkg, as PREFIX/bin/qemu-iommufd-system-x86_64 beside Debian's
+# QEMU; `make deb` packages it as qemu-iommufd (build/deb/*.deb), and
+# `make check-deb DEB=FILE` installs that on a fresh Debian 12 root.
+PREFIX ?= /usr/local
+DESTDIR ?=
+PKG_OBJ := build/obj-pkg
+.PHONY: install deb check-deb check-libvirt
+
+install: tree
+	@packaging/install.sh $(PKG_OBJ) $(PREFIX) $(DESTDIR)
+
+deb: tree
+	@packaging/deb.sh $(PKG_OBJ) build/deb
+
+check-deb:
+	@scripts/deps.sh libvirt
+	@packaging/check-deb.sh $(or $(DEB),$(lastword $(sort $(wildcard build/deb/qemu-iommufd_*.deb))))
+
+# The libvirt tier alone: libvirt 12.x from trixie-backports drives our
+# QEMU inside L1 (tests/libvirt/README.md); DEB=FILE tests that package,
+# installed into libvirt's root, instead of build/obj's binary.
+check-libvirt: build testbed-deps
+	@tests/libvirt/check.sh $(OBJ) $(if $(DEB),--deb $(DEB)) $(LIBVIRT_ARGS)

@@ -1,6 +1,7 @@
 #!/bin/sh
 # Install the Debian packages a make target needs, when they are missing.
-# Usage: scripts/deps.sh GROUP...   (groups: build src kernel testbed)
+# Usage: scripts/deps.sh GROUP...   (groups: build src kernel testbed deb
+#                                    libvirt)
 set -eu
 
 pkgs_build="build-essential pkg-config python3 ninja-build meson
@@ -12,6 +13,11 @@ pkgs_kernel="linux-source-6.12 bc bison flex libelf-dev libssl-dev xz-utils
 # tests/libvirt and tests/bench run python3 and strace inside L1; the guest
 # tier's L2 runs busybox from an initramfs (cpio) and is debugged with gdb.
 pkgs_testbed="qemu-system-x86 strace busybox-static cpio gdb"
+# make deb builds with Debian's packaging tools; tests/libvirt builds its
+# trixie root, and packaging/check-deb.sh a fresh bookworm one, with
+# mmdebstrap.
+pkgs_deb="debhelper dpkg-dev"
+pkgs_libvirt="mmdebstrap"
 
 want=""
 for group in "$@"; do

@@ -1,0 +1,72 @@
+#!/bin/sh
+# Inside L1 (through run-l1.sh): enter the trixie root built by
+# build-root.sh, start libvirtd there and run the libvirt tier.
+#
+# The root is a chroot on L1's throw-away overlay (writes vanish with L1).
+# It gets /proc, L1's /sys and /dev (the real devices: /dev/iommu, the VFIO
+# nodes, /dev/kvm), fresh /run and /tmp, this checkout and the results
+# share at their own paths (build/obj's QEMU runs where it lies), and L1's
+# own root, Debian 12, at /bookworm: Debian's stock QEMU 7.2 runs from
+# there, with bookworm's loader and libraries (wrapper
+# /usr/local/bin/qemu-system-x86_64-debian12).
+#
+# Usage: tests/libvirt/l1-libvirt.sh ROOT [libvirt_tier.py options...]
+set -eu
+
+here=$(cd "$(dirname "$0")" && pwd)
+top=$(cd "$here/../.." && pwd)
+root=${1:?usage: l1-libvirt.sh ROOT [options...]}
+shift
+
+say() { echo "l1-libvirt: $*"; }
+
+mount -n -t proc proc "$root/proc"
+mount -n --rbind /sys "$root/sys"
+mount -n --rbind /dev "$root/dev"
+mount -n -t tmpfs -o mode=755 tmpfs "$root/run"
+mount -n -t tmpfs -o mode=1777 tmpfs "$root/tmp"
+for d in "$top" "${L1_RESULTS:-}"; do
+    [ -n "$d" ] || continue
+    mkdir -p "$root$d"
+    mount -n --rbind "$d" "$root$d"
+done
+mkdir -p "$root/bookworm"
+mount -n --bind / "$root/bookworm"
+
+# No udev in L1: give /dev/kvm to group kvm as Debian's udev rules do.
+kvm=$(chroot "$root" getent group kvm | cut -d: -f3)
+chgrp "$kvm" /dev/kvm
+chmod 660 /dev/kvm
+
+mkdir -p "$root/usr/local/bin"
+cat >"$root/usr/local/bin/qemu-system-x86_64-debian12" <<'EOF'
+#!/bin/sh
+# Debian 12's stock QEMU 7.2 (qemu-system-x86), run from L1's root with its
+# own loader (not /lib64's link: it points into this root), libraries,
+# modules and firmware (run through the loader, QEMU cannot find its
+# files relative to itself).
+b=/bookworm
+export QEMU_MODULE_DIR=$b/usr/lib/x86_64-linux-gnu/qemu
+exec $b/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2 \
+    --library-path $b/lib/x86_64-linux-gnu:$b/usr/lib/x86_64-linux-gnu \
+    $b/usr/bin/qemu-system-x86_64 "$@" \
+    -L $b/usr/share/qemu -L $b/usr/share/seabios -L $b/usr/lib/ipxe/qemu
+EOF
+chmod 755 "$root/usr/local/bin/qemu-system-x86_64-debian12"
+
+say "libvirt $(chroot "$root" dpkg-query -W -f='${Version}' libvirt-daemon)," \
+    "starting libvirtd"
+mkdir -p "$root/var/log/libvirt"
+chroot "$root" env LIBVIRT_LOG_OUTPUTS="3:file:/var/log/libvirt/libvirtd.log" \
+    /usr/sbin/libvirtd --daemon
+n=0
+until [ -S "$root/run/libvirt/libvirt-sock" ]; do
+    n=$((n + 1))
+    [ $n -lt 300 ] || { say "libvirtd did not start"; exit 1; }
+    sleep 0.2
+done
+
+rc=0
+/usr/bin/python3 "$here/libvirt_tier.py" --root "$root" "$@" || rc=$?
+kill "$(cat "$root/run/libvirtd.pid")" 2>/dev/null || true
+exit $rc
