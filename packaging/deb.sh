@@ -28,7 +28,8 @@ qemu_version=$(cat "$top/build/qemu/VERSION")
 count=$(git -C "$top" rev-list --count HEAD 2>/dev/null || echo 0)
 version=$qemu_version+iommufd$count
 src=$out/qemu-iommufd-$version
-rm -rf "$src"
+# One package at a time in OUTDIR: drop earlier builds and their trees.
+rm -rf "$out"/qemu-iommufd-[0-9]* "$out"/qemu-iommufd_*
 mkdir -p "$src"
 cp -R "$top/packaging/debian" "$src/debian"
 cat >"$src/debian/changelog" <<EOF

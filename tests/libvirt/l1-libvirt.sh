@@ -57,7 +57,10 @@ chmod 755 "$root/usr/local/bin/qemu-system-x86_64-debian12"
 say "libvirt $(chroot "$root" dpkg-query -W -f='${Version}' libvirt-daemon)," \
     "starting libvirtd"
 mkdir -p "$root/var/log/libvirt"
-chroot "$root" env LIBVIRT_LOG_OUTPUTS="3:file:/var/log/libvirt/libvirtd.log" \
+# Warnings and errors, and everything of libvirt's PCI device handling
+# (binding, reset, return to the host driver).
+chroot "$root" env LIBVIRT_LOG_OUTPUTS="1:file:/var/log/libvirt/libvirtd.log" \
+    LIBVIRT_LOG_FILTERS="1:util.pci 1:*hostdev*" \
     /usr/sbin/libvirtd --daemon
 n=0
 until [ -S "$root/run/libvirt/libvirt-sock" ]; do
