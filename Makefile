@@ -100,7 +100,9 @@ demo: build testbed-deps
 	@scripts/demo.sh $(OBJ)
 
 # Benchmarks (not tests): iommufd against legacy and the raw kernel cost,
-# in the test bed; writes docs/bench/REPORT.md, results.json, map-time.png.
+# in the test bed (L1 with 10 GiB), large guests of 1-8 GiB, mapping with
+# threads, and running L2 guests of the guest tier; writes
+# docs/bench/REPORT.md, results.json and its plots (about 40 minutes).
 bench: build testbed-deps
 	@tests/bench/run.sh $(OBJ)
 

@@ -10,9 +10,15 @@ output).  It prints progress and figures; it never judges them.
 Exit status: 0, or 1 if something broke (a QEMU that did not start, ...).
 
 Environment: BENCH_QEMU (our QEMU), BENCH_REF (ioas-map-ref), L1_EDU_BDFS,
-L1_RESULTS; BENCH_QUICK=1 for fewer repetitions (a smoke run);
-BENCH_ONLY=syscalls,startup,map,hotplug,memory for some parts only;
-BENCH_MAP_SIZES="256 1024" (MiB) and BENCH_MAP_RUNS=N for the mapping part.
+L1_RESULTS; BENCH_KERNEL and BENCH_GUEST_DIR (the guest tier's kernel and
+build directory, for the parts that boot guests); BENCH_QUICK=1 for fewer
+repetitions (a smoke run);
+BENCH_ONLY=parallel,large,running,syscalls,startup,map,hotplug,memory for some
+parts only; BENCH_MAP_SIZES="256 1024" (MiB) and BENCH_MAP_RUNS=N for the
+mapping part; BENCH_LARGE_SIZES="1 2 4 8" (GiB), BENCH_LARGE_RUNS=N,
+BENCH_LARGE_RUNS_OTHER=N, BENCH_PMAP_SIZES="4 8" (GiB), BENCH_PMAP_RUNS=N,
+BENCH_RUNNING_RUNS=N for the large and the running guests and the
+parallel map (large.py, running.py).
 """
 
 import json
@@ -26,6 +32,11 @@ import sys
 import tempfile
 import time
 
+HERE = os.path.dirname(os.path.abspath(__file__))
+# The guest tier's harness (class Guest) boots the guests of large.py and
+# running.py.
+sys.path.insert(0, os.path.join(HERE, "..", "guest"))
+
 QEMU = os.environ.get("BENCH_QEMU", "/work/main/build/obj/qemu-system-x86_64")
 REF = os.environ.get("BENCH_REF", "/work/main/build/bench/ioas-map-ref")
 OUT = os.environ["L1_RESULTS"]
@@ -35,11 +46,11 @@ LOGS = "/tmp/bench-logs"
 BDFS = sorted(os.environ["L1_EDU_BDFS"].split())
 QUICK = os.environ.get("BENCH_QUICK") == "1"
 
-STARTUP_RUNS = 3 if QUICK else 7
+STARTUP_RUNS = 3 if QUICK else 5
 MAP_SIZES = [int(x) for x in os.environ.get(
     "BENCH_MAP_SIZES", "256 1024" if QUICK else "256 1024 2048").split()]
-MAP_RUNS = int(os.environ.get("BENCH_MAP_RUNS", 1 if QUICK else 7))
-HOTPLUG_CYCLES = 3 if QUICK else 20
+MAP_RUNS = int(os.environ.get("BENCH_MAP_RUNS", 1 if QUICK else 4))
+HOTPLUG_CYCLES = 3 if QUICK else 12
 MEMORY_RUNS = 1 if QUICK else 3
 SLOTS = [4, 5]
 ACPI_EJECT_PORT = 0xae08            # ACPI_PCIHP_ADDR + PCI_EJ_BASE (piix4)
@@ -48,7 +59,8 @@ PATHS = ["iommufd", "legacy"]
 # Trace events: only what a figure needs, the same for both paths.
 REALIZE_EVENTS = ["vfio_mdev", "vfio_intx_enable"]
 MAP_EVENTS = ["vfio_listener_region_add_ram", "vfio_listener_region_del",
-              "iommufd_backend_map_dma", "iommufd_backend_unmap_dma"]
+              "iommufd_backend_map_dma", "iommufd_backend_unmap_dma",
+              "vfio_dma_map_chunks"]
 
 STRACE = ["strace", "-f", "--seccomp-bpf", "-ttt", "-T", "-y", "-X", "raw"]
 
@@ -196,10 +208,11 @@ def device_args(path, bdf, dev_id, slot):
     return props
 
 
-def cold_args(path, ndev):
+def cold_args(path, ndev, map_threads=None):
     args = []
     if path == "iommufd":
-        args += ["-object", "iommufd,id=iommufd0"]
+        args += ["-object", "iommufd,id=iommufd0" + (
+            ",map-threads=%d" % map_threads if map_threads else "")]
     for i in range(ndev):
         props = device_args(path, BDFS[i], "hostdev%d" % i, SLOTS[i])
         args += ["-device", ",".join(
@@ -413,6 +426,9 @@ def budget_phase(path, phase, calls, trace):
     """Compare one phase's calls with its minimum; name the extra ones."""
     sections = sum(1 for _, e, _ in trace
                    if e == "vfio_listener_region_add_ram")
+    # A section that threads map in chunks takes a MAP per chunk.
+    chunks = sum(hexarg(a, "chunks") - 1 for _, e, a in trace
+                 if e == "vfio_dma_map_chunks")
     main, common, sysfs = [], [], 0
     for c in calls:
         if c["cls"] == "sysfs":
@@ -424,7 +440,7 @@ def budget_phase(path, phase, calls, trace):
     minimum = list(MINIMUM[path][phase])
     if "MAP per RAM section" in minimum:
         minimum.remove("MAP per RAM section")
-        minimum += [MAP_NAME[path]] * sections
+        minimum += [MAP_NAME[path]] * (sections + chunks)
     left = list(minimum)
     extra = []
     for c in main:
@@ -491,6 +507,7 @@ def budget_phase(path, phase, calls, trace):
         "extra": redundant,
         "map_undone_by_unmap": undone,
         "ram_sections": sections,
+        "extra_chunks": chunks,
         "device_common_count": len(common),
         "device_common": sorted(set(c["name"] for c in common)),
         "sysfs_opens": sysfs,
@@ -624,7 +641,9 @@ def bench_map(names):
         # Warm-up, not counted: it gives the reference its spec, and it
         # makes the outer emulator back this much of L1's memory, which
         # otherwise the first run at a size pays for (seconds, under TCG).
-        vm = Vm("map-%d-warmup" % size, cold_args("iommufd", 1),
+        # One call per section (map-threads=1): this part compares each
+        # call with the kernel's; what threads gain is large.py's part.
+        vm = Vm("map-%d-warmup" % size, cold_args("iommufd", 1, 1),
                 mem="%dM" % size, events=MAP_EVENTS)
         vm.quit()
         nspec = map_spec(read_trace(vm.trace), spec)
@@ -635,7 +654,7 @@ def bench_map(names):
                 tag = "map-%d-%s-%d" % (size, v, i)
                 if v.startswith("qemu-"):
                     path = v[5:]
-                    vm = Vm(tag, cold_args(path, 1), mem="%dM" % size,
+                    vm = Vm(tag, cold_args(path, 1, 1), mem="%dM" % size,
                             events=MAP_EVENTS, strace="ioctl")
                     vm.quit()
                     total, each = strace_map_sum(vm.strace, names,
@@ -822,7 +841,12 @@ def main():
     names = load_ioctl_names()
     results["env"]["warmed_mib"] = warm_l1_memory()
     rc = 0
-    steps = [("syscalls", lambda: bench_syscalls(names)),
+    from large import bench_large, bench_parallel
+    from running import bench_running
+    steps = [("parallel", lambda: bench_parallel(BDFS)),
+             ("large", lambda: bench_large(BDFS)),
+             ("running", lambda: bench_running(BDFS)),
+             ("syscalls", lambda: bench_syscalls(names)),
              ("startup", bench_startup),
              ("map", lambda: bench_map(names)),
              ("hotplug", lambda: bench_hotplug(names)),
@@ -839,11 +863,20 @@ def main():
             results.setdefault("errors", {})[key] = str(e)
             rc = 1
         log("   (%s took %.0f s)" % (key, time.time() - t0))
+        results.setdefault("took", {})[key] = time.time() - t0
+        # After every part: what L1's timeout would otherwise lose.
+        write_results(results)
     results["l1_loadavg_end"] = loadavg()
+    write_results(results)
     shutil.copytree(LOGS, os.path.join(OUT, "logs"), dirs_exist_ok=True)
-    with open(os.path.join(OUT, "raw.json"), "w") as f:
-        json.dump(results, f, indent=1, sort_keys=True)
     return rc
+
+
+def write_results(results):
+    with open(os.path.join(OUT, "raw.json.tmp"), "w") as f:
+        json.dump(results, f, indent=1, sort_keys=True)
+    os.replace(os.path.join(OUT, "raw.json.tmp"),
+               os.path.join(OUT, "raw.json"))
 
 
 if __name__ == "__main__":

@@ -14,12 +14,21 @@
  *   ioas-map-ref type1 GROUP SPEC       /dev/vfio/vfio + the group:
  *                                       SET_CONTAINER, SET_IOMMU, then
  *                                       VFIO_IOMMU_MAP_DMA
+ *   ... SPEC THREADS [MEMORY]           the same calls from THREADS
+ *                                       threads, each taking the next
+ *                                       call of SPEC; MEMORY is anon (the
+ *                                       default), hugetlb (MAP_HUGETLB,
+ *                                       2 MiB pages) or prealloc (anon,
+ *                                       every page written first, as
+ *                                       QEMU's prealloc=on does)
  *
  * SPEC has one map a line, "IOVA SIZE VADDR READONLY" (hex, hex, hex, 0/1),
  * in QEMU's order; VADDR is where QEMU had the memory, so that the layout
  * (and 2 MiB alignment) is the same: the program maps its memory at the
- * same addresses when it can.  Output: "map IOVA SIZE NS" per call and
- * "total NS COUNT".  Exit status 0, or 1 with a message if a call failed.
+ * same addresses when it can.  Output: "map IOVA SIZE NS" per call,
+ * "total NS COUNT" (the sum of the calls' times) and "wall NS" (first
+ * call started to last call done).  Exit status 0, or 1 with a message if
+ * a call failed.
  *
  * Copyright (c) 2026 The qemu-iommufd developers
  *
@@ -30,6 +39,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -46,6 +56,9 @@
 #ifndef MAP_FIXED_NOREPLACE
 #define MAP_FIXED_NOREPLACE 0x100000
 #endif
+#ifndef MAP_HUGE_2MB
+#define MAP_HUGE_2MB (21 << 26)
+#endif
 
 #define HUGE_SIZE (2UL << 20)
 #define MAX_MAPS 4096
@@ -54,10 +67,15 @@ struct map {
     uint64_t iova, size, vaddr;
     int readonly;
     char *host;                 /* our copy of the memory at vaddr */
+    uint64_t ns;                /* how long its call took */
 };
 
 static struct map maps[MAX_MAPS];
 static int nmaps;
+
+enum memory { MEM_ANON, MEM_HUGETLB, MEM_PREALLOC };
+static enum memory memory = MEM_ANON;
+static int nthreads = 1;
 
 static void die(const char *fmt, ...)
 {
@@ -134,8 +152,22 @@ static int by_vaddr(const void *a, const void *b)
 static intptr_t alloc_stretch(uint64_t start, uint64_t len)
 {
     int flags = MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE;
-    char *p = mmap((void *)(uintptr_t)start, len, PROT_READ | PROT_WRITE,
-                   flags | MAP_FIXED_NOREPLACE, -1, 0);
+    char *p;
+
+    if (memory == MEM_HUGETLB) {
+        /* QEMU's hugetlbfs RAM: 2 MiB pages, at its 2 MiB aligned address. */
+        len = (len + HUGE_SIZE - 1) & ~(HUGE_SIZE - 1);
+        p = mmap((void *)(uintptr_t)start, len, PROT_READ | PROT_WRITE,
+                 MAP_PRIVATE | MAP_ANONYMOUS | MAP_HUGETLB | MAP_HUGE_2MB,
+                 -1, 0);
+        if (p == MAP_FAILED) {
+            die("mmap of 0x%" PRIx64 " bytes of huge pages: %s", len,
+                strerror(errno));
+        }
+        return (intptr_t)((uintptr_t)p - start);
+    }
+    p = mmap((void *)(uintptr_t)start, len, PROT_READ | PROT_WRITE,
+             flags | MAP_FIXED_NOREPLACE, -1, 0);
 
     if (p == MAP_FAILED || (uintptr_t)p != start) {
         char *q;
@@ -189,14 +221,92 @@ static void alloc_memory(void)
     for (int j = 0; j < nmaps; j++) {
         if (maps[j].readonly) {
             memset(maps[j].host, 0x5a, maps[j].size);
+        } else if (memory == MEM_PREALLOC) {
+            for (uint64_t off = 0; off < maps[j].size; off += page) {
+                maps[j].host[off] = 0;
+            }
         }
     }
 }
 
-static void report(const struct map *m, uint64_t ns)
+/* One map call of the spec, done by whichever thread takes it. */
+typedef void (*map_fn)(int fd, uint32_t ioas, struct map *m);
+
+struct runner {
+    map_fn fn;
+    int fd;
+    uint32_t ioas;
+    int next;                   /* the next map to take */
+};
+
+static void *run_maps(void *opaque)
 {
-    printf("map 0x%" PRIx64 " 0x%" PRIx64 " %" PRIu64 "\n",
-           m->iova, m->size, ns);
+    struct runner *r = opaque;
+    int i;
+
+    while ((i = __atomic_fetch_add(&r->next, 1, __ATOMIC_SEQ_CST)) < nmaps) {
+        uint64_t t0 = now_ns();
+
+        r->fn(r->fd, r->ioas, &maps[i]);
+        maps[i].ns = now_ns() - t0;
+    }
+    return NULL;
+}
+
+/* Make every call of the spec from nthreads threads; print the times. */
+static void run_all(map_fn fn, int fd, uint32_t ioas)
+{
+    struct runner r = { .fn = fn, .fd = fd, .ioas = ioas };
+    pthread_t threads[64];
+    uint64_t total = 0, t0 = now_ns(), wall;
+
+    for (int i = 1; i < nthreads; i++) {
+        if (pthread_create(&threads[i], NULL, run_maps, &r)) {
+            die("pthread_create failed");
+        }
+    }
+    run_maps(&r);
+    for (int i = 1; i < nthreads; i++) {
+        pthread_join(threads[i], NULL);
+    }
+    wall = now_ns() - t0;
+    for (int i = 0; i < nmaps; i++) {
+        printf("map 0x%" PRIx64 " 0x%" PRIx64 " %" PRIu64 "\n",
+               maps[i].iova, maps[i].size, maps[i].ns);
+        total += maps[i].ns;
+    }
+    printf("total %" PRIu64 " %d\n", total, nmaps);
+    printf("wall %" PRIu64 " %d\n", wall, nthreads);
+}
+
+static void map_iommufd(int iommufd, uint32_t ioas, struct map *m)
+{
+    struct iommu_ioas_map map = {
+        .size = sizeof(map),
+        .flags = IOMMU_IOAS_MAP_FIXED_IOVA | IOMMU_IOAS_MAP_READABLE |
+                 (m->readonly ? 0 : IOMMU_IOAS_MAP_WRITEABLE),
+        .ioas_id = ioas,
+        .user_va = (uintptr_t)m->host,
+        .length = m->size,
+        .iova = m->iova,
+    };
+
+    xioctl(iommufd, IOMMU_IOAS_MAP, &map, "IOMMU_IOAS_MAP");
+}
+
+static void map_type1(int container, uint32_t ioas, struct map *m)
+{
+    struct vfio_iommu_type1_dma_map map = {
+        .argsz = sizeof(map),
+        .flags = VFIO_DMA_MAP_FLAG_READ |
+                 (m->readonly ? 0 : VFIO_DMA_MAP_FLAG_WRITE),
+        .vaddr = (uintptr_t)m->host,
+        .iova = m->iova,
+        .size = m->size,
+    };
+
+    (void)ioas;
+    xioctl(container, VFIO_IOMMU_MAP_DMA, &map, "VFIO_IOMMU_MAP_DMA");
 }
 
 static int run_iommufd(const char *cdev)
@@ -208,7 +318,6 @@ static int run_iommufd(const char *cdev)
     };
     struct iommu_ioas_alloc alloc = { .size = sizeof(alloc) };
     struct vfio_device_attach_iommufd_pt attach = { .argsz = sizeof(attach) };
-    uint64_t total = 0;
 
     xioctl(devfd, VFIO_DEVICE_BIND_IOMMUFD, &bind, "VFIO_DEVICE_BIND_IOMMUFD");
     xioctl(iommufd, IOMMU_IOAS_ALLOC, &alloc, "IOMMU_IOAS_ALLOC");
@@ -216,24 +325,7 @@ static int run_iommufd(const char *cdev)
     xioctl(devfd, VFIO_DEVICE_ATTACH_IOMMUFD_PT, &attach,
            "VFIO_DEVICE_ATTACH_IOMMUFD_PT");
 
-    for (int i = 0; i < nmaps; i++) {
-        struct iommu_ioas_map map = {
-            .size = sizeof(map),
-            .flags = IOMMU_IOAS_MAP_FIXED_IOVA | IOMMU_IOAS_MAP_READABLE |
-                     (maps[i].readonly ? 0 : IOMMU_IOAS_MAP_WRITEABLE),
-            .ioas_id = alloc.out_ioas_id,
-            .user_va = (uintptr_t)maps[i].host,
-            .length = maps[i].size,
-            .iova = maps[i].iova,
-        };
-        uint64_t t0 = now_ns(), ns;
-
-        xioctl(iommufd, IOMMU_IOAS_MAP, &map, "IOMMU_IOAS_MAP");
-        ns = now_ns() - t0;
-        total += ns;
-        report(&maps[i], ns);
-    }
-    printf("total %" PRIu64 " %d\n", total, nmaps);
+    run_all(map_iommufd, iommufd, alloc.out_ioas_id);
     close(devfd);       /* unbinds and detaches; then the IOAS goes */
     close(iommufd);
     return 0;
@@ -243,30 +335,13 @@ static int run_type1(const char *group_path)
 {
     int container = xopen("/dev/vfio/vfio");
     int group = xopen(group_path);
-    uint64_t total = 0;
 
     xioctl(group, VFIO_GROUP_SET_CONTAINER, &container,
            "VFIO_GROUP_SET_CONTAINER");
     if (ioctl(container, VFIO_SET_IOMMU, VFIO_TYPE1v2_IOMMU)) {
         die("VFIO_SET_IOMMU: %s", strerror(errno));
     }
-    for (int i = 0; i < nmaps; i++) {
-        struct vfio_iommu_type1_dma_map map = {
-            .argsz = sizeof(map),
-            .flags = VFIO_DMA_MAP_FLAG_READ |
-                     (maps[i].readonly ? 0 : VFIO_DMA_MAP_FLAG_WRITE),
-            .vaddr = (uintptr_t)maps[i].host,
-            .iova = maps[i].iova,
-            .size = maps[i].size,
-        };
-        uint64_t t0 = now_ns(), ns;
-
-        xioctl(container, VFIO_IOMMU_MAP_DMA, &map, "VFIO_IOMMU_MAP_DMA");
-        ns = now_ns() - t0;
-        total += ns;
-        report(&maps[i], ns);
-    }
-    printf("total %" PRIu64 " %d\n", total, nmaps);
+    run_all(map_type1, container, 0);
     close(group);
     close(container);
     return 0;
@@ -335,11 +410,28 @@ int main(int argc, char **argv)
         }
         return 0;
     }
-    if (argc != 4 || (strcmp(argv[1], "iommufd") && strcmp(argv[1], "type1"))) {
+    if (argc < 4 || argc > 6 ||
+        (strcmp(argv[1], "iommufd") && strcmp(argv[1], "type1"))) {
         fprintf(stderr, "usage: ioas-map-ref ioctls\n"
-                "       ioas-map-ref iommufd CDEV SPEC\n"
-                "       ioas-map-ref type1 GROUP SPEC\n");
+                "       ioas-map-ref iommufd CDEV SPEC [THREADS [MEMORY]]\n"
+                "       ioas-map-ref type1 GROUP SPEC [THREADS [MEMORY]]\n"
+                "MEMORY: anon (default), hugetlb or prealloc\n");
         return 2;
+    }
+    if (argc > 4) {
+        nthreads = atoi(argv[4]);
+        if (nthreads < 1 || nthreads > 64) {
+            die("THREADS must be 1 to 64");
+        }
+    }
+    if (argc > 5) {
+        if (!strcmp(argv[5], "hugetlb")) {
+            memory = MEM_HUGETLB;
+        } else if (!strcmp(argv[5], "prealloc")) {
+            memory = MEM_PREALLOC;
+        } else if (strcmp(argv[5], "anon")) {
+            die("MEMORY must be anon, hugetlb or prealloc");
+        }
     }
     read_spec(argv[3]);
     alloc_memory();

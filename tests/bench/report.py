@@ -1,6 +1,7 @@
 #!/usr/bin/python3
 """Turn the benchmark driver's raw.json into results.json, REPORT.md and
-map-time.png (gnuplot).
+its plots (gnuplot): map-time.png here, large-map.png, large-init.png and
+running.png in report_large.py.
 
 Usage: tests/bench/report.py RAW_JSON HOST_JSON DOCS_DIR WORK_DIR
 
@@ -16,6 +17,8 @@ import os
 import statistics
 import subprocess
 import sys
+
+import report_large
 
 PATHS = ["iommufd", "legacy"]
 PHASES = [("start", "starting one device"),
@@ -155,6 +158,7 @@ class Report:
                                                               lg["VmRSS"])
                 self.ratios["memory"]["pinned-%d" % n] = ratio(
                     i["VmPin"] + i["VmLck"], lg["VmPin"] + lg["VmLck"])
+        report_large.compute(self)
 
     # --- explanations ----------------------------------------------------
 
@@ -167,6 +171,10 @@ class Report:
         return total, maps
 
     def explain(self):
+        self.explain_issue6()
+        report_large.explain(self)
+
+    def explain_issue6(self):
         raw, R = self.raw, self.ratios
         for ph, title in PHASES:
             r = R.get("syscalls", {}).get(ph, {}).get("iommufd/legacy")
@@ -418,12 +426,15 @@ class Report:
 
     # --- the report --------------------------------------------------------
 
-    def write(self, docs, png_name):
+    def write(self, docs, png_name, png_large=("large-map.png",
+                                              "large-init.png",
+                                              "running.png")):
         raw, host, R = self.raw, self.host, self.ratios
         env = raw["env"]
         self.out("# Benchmarks: iommufd against the legacy container and "
                  "the kernel's own cost", "",
-                 "Written by `tests/bench/run.sh` (issue 6) on %s; the whole "
+                 "Written by `tests/bench/run.sh` (issues 6 and 13) on %s; "
+                 "the whole "
                  "run took %s (host side, L1 boot included). "
                  "Machine-readable figures: [results.json](results.json)."
                  % (host["date"], fmt_dur(host["elapsed"])), "",
@@ -438,6 +449,14 @@ class Report:
                  "flag is explained under [Flags](#flags-why-and-what-could-"
                  "close-them). Benchmarks only record: nothing here passes "
                  "or fails.", "")
+        if raw.get("second_boot"):
+            sb = raw["second_boot"]
+            self.out("Exception to the above: %s did not fit in the first "
+                     "boot's time limit and ran in a second boot (L1 with "
+                     "%s, host load %s at its start); its figures compare "
+                     "runs within that boot only." % (
+                         ", ".join(sb["parts"]), sb["l1_mem"],
+                         " ".join(sb["loadavg"])), "")
         if raw.get("errors"):
             self.out("**Parts that broke:** " + "; ".join(
                 "%s: %s" % kv for kv in raw["errors"].items()), "")
@@ -456,7 +475,10 @@ class Report:
                  "| L1 CPU (/proc/cpuinfo) | %s |" % env["cpu"],
                  "| L1 transparent huge pages | %s |" % env["thp"],
                  "| emulator measured (L2) | %s, `build/obj` of this tree, "
-                 "-machine pc |" % env["qemu"],
+                 "-machine pc (sections 1-5), q35 with KVM in L1 (nested "
+                 "SVM), -cpu max,-svm,-vmx, one vCPU, the test bed's kernel "
+                 "and the guest tier's initramfs (sections 7 and 8) |"
+                 % env["qemu"],
                  "| L1 load (1/5/15 min) | start %s, end %s |" % (
                      " ".join(raw["l1_loadavg_start"]),
                      " ".join(raw["l1_loadavg_end"])),
@@ -469,6 +491,7 @@ class Report:
         self.write_map(png_name)
         self.write_hotplug()
         self.write_memory()
+        report_large.write(self, *png_large)
         self.write_extras()
         self.write_flags()
         self.write_caveats()
@@ -539,6 +562,7 @@ class Report:
                              n, "s" if n > 1 else "", fmt_kb(i["VmPin"] + i["VmLck"]),
                              fmt_kb(lg["VmPin"] + lg["VmLck"]),
                              fmt_r(R["memory"]["pinned-%d" % n])))
+        self.out(*report_large.summary_rows(self))
         self.out("")
 
     def write_syscalls(self):
@@ -560,7 +584,9 @@ class Report:
                  "SET_IRQS), which are the same on both paths, are counted "
                  "apart. Durations are strace -T. The minimum is the issue's "
                  "(open, FILE_ADD, BIND, IOAS_ALLOC, ATTACH, IOVA_RANGES, one "
-                 "MAP per RAM section the memory listener reports; the second "
+                 "MAP per RAM section the memory listener reports, or per "
+                 "chunk where threads map a section in chunks (iommufd's "
+                 "map-threads other than 1, sections 6-7); the second "
                  "device no MAP) plus what any user needs: opening "
                  "/dev/iommu, creating the kvm-vfio device once, and "
                  "VFIO_DEVICE_GET_INFO; legacy's is the same walk through "
@@ -587,8 +613,12 @@ class Report:
             self.out("| MAP undone by an UNMAP of the same range | %s | %s |"
                      % tuple(", ".join(ps[p]["map_undone_by_unmap"]) or "none"
                              for p in PATHS))
-            self.out("| RAM sections (listener) | %d | %d |" % (
-                ps["iommufd"]["ram_sections"], ps["legacy"]["ram_sections"]))
+            self.out("| RAM sections (listener), chunks beyond one per "
+                     "section | %d, %d | %d, %d |" % (
+                         ps["iommufd"]["ram_sections"],
+                         ps["iommufd"].get("extra_chunks", 0),
+                         ps["legacy"]["ram_sections"],
+                         ps["legacy"].get("extra_chunks", 0)))
             self.out("| device-level calls (same on both paths) | %d | %d |"
                      % (ps["iommufd"]["device_common_count"],
                         ps["legacy"]["device_common_count"]))
@@ -811,7 +841,20 @@ class Report:
                  "- Start-up, mapping, hot-plug and memory use -accel qtest "
                  "(no guest code runs, so no BIOS reprograms BARs or PAM); "
                  "the syscall budget uses KVM (nested SVM in L1) with -S so "
-                 "that KVM_DEV_VFIO_FILE_ADD is in it.", "")
+                 "that KVM_DEV_VFIO_FILE_ADD is in it.",
+                 "- Two threads in L1 are at the mercy of the host: a run "
+                 "either finds both of L1's vCPUs running and maps in about "
+                 "0.6-0.7 of one thread's time, or finds one descheduled "
+                 "while it holds a lock the other spins on, and takes up to "
+                 "several times as long (the min–max of sections 6 and 7). "
+                 "One thread does not suffer this. Medians of a few runs "
+                 "cannot settle a ratio whose runs split like that; they "
+                 "say what a user of a busy host should expect.",
+                 "- Sections 7 and 8 boot real guests (KVM nested in L1): a "
+                 "guest's boot varies by seconds from run to run, more than "
+                 "what the device adds, so exec-to-init ratios of single "
+                 "sizes mean little; the map time beside them is the "
+                 "device's share.", "")
 
     def write_flags(self):
         self.out("## Flags: why, and what could close them", "")
@@ -927,6 +970,8 @@ def main():
     rep.explain()
     rep.write(docs, png)
     plot(raw, docs, work, png)
+    report_large.plot(raw, docs, work, "large-map.png", "large-init.png",
+                      "running.png")
     results = dict(raw, host=host, ratios=rep.ratios, flags=rep.flags)
     with open(os.path.join(docs, "results.json"), "w") as f:
         json.dump(results, f, indent=1, sort_keys=True)

@@ -7,8 +7,10 @@
 #   BENCH_DOCS=DIR  where REPORT.md, results.json, map-time.png go
 #                   (default: docs/bench)
 #
-# Builds the reference program, boots L1 (tests/testbed/run-l1.sh, 4 GiB so
-# that a 2 GiB guest fits) with its results in build/bench/results, runs
+# Builds the reference program and what the guests run (the test kernel and
+# tests/guest/build.sh's initramfs, both cached), boots L1
+# (tests/testbed/run-l1.sh, 10 GiB so that an 8 GiB guest fits, or
+# BENCH_L1_MEM) with its results in build/bench/results, runs
 # tests/bench/driver.py there, then writes the report.  It records figures
 # and never judges them: the exit status is non-zero only if something
 # broke.
@@ -56,7 +58,15 @@ for h in vfio.h iommufd.h; do
     fi
 done
 cc -O2 -Wall -Wextra -Werror -I "$out/include" -o "$out/ioas-map-ref" \
-    "$here/ioas-map-ref.c"
+    "$here/ioas-map-ref.c" -lpthread
+
+# The guests of the large and running parts: the test bed's kernel and the
+# guest tier's initramfs (edu_guest.ko, guest-vfio), as make check builds
+# them.
+kernel=$("$top/tests/testbed/build-kernel.sh" | tail -n 1)
+tree=$(sed -n 's/^SRC_PATH=//p' "$obj/config-host.mak")
+"$top/tests/guest/build.sh" "$(dirname "$kernel")/build" "$tree" \
+    "$obj/guest" >/dev/null
 
 host_load() { cut -d' ' -f1-3 /proc/loadavg; }
 load_before=$(host_load)
@@ -65,9 +75,14 @@ say "host load before: $load_before"
 rm -rf "$results"
 mkdir -p "$results" "$docs"
 rc=0
-"$top/tests/testbed/run-l1.sh" --mem 4G --timeout 1700 --results "$results" \
+"$top/tests/testbed/run-l1.sh" --kernel "$kernel" \
+    --mem "${BENCH_L1_MEM:-10G}" --timeout 3000 --results "$results" \
     --env BENCH_QEMU="$qemu" --env BENCH_REF="$out/ioas-map-ref" \
-    --env BENCH_QUICK --env BENCH_ONLY \
+    --env BENCH_KERNEL="$kernel" --env BENCH_GUEST_DIR="$obj/guest" \
+    --env BENCH_QUICK --env BENCH_ONLY --env BENCH_MAP_SIZES \
+    --env BENCH_MAP_RUNS --env BENCH_LARGE_SIZES --env BENCH_LARGE_RUNS \
+    --env BENCH_LARGE_RUNS_OTHER --env BENCH_PMAP_SIZES --env BENCH_PMAP_RUNS \
+    --env BENCH_RUNNING_RUNS \
     -- /usr/bin/python3 "$here/driver.py" || rc=$?
 load_after=$(host_load)
 say "host load after: $load_after"

@@ -1,0 +1,284 @@
+"""Large guests (issue 13, part 1 and 2): mapping guest RAM of 1-8 GiB, and
+the time from exec to the guest's init, on both paths, with three kinds of
+guest RAM: plain anonymous memory, hugetlbfs, and prealloc=on.
+
+Each run boots a real guest (the guest tier's kernel and initramfs, KVM in
+L1) with or without an assigned edu, so one run gives both figures: the
+map time from QEMU's trace (the first RAM section the listener saw to the
+last map call before the device's info was read: wall time, which is what
+counts once several threads map) and the time from exec to the guest's
+init saying @@READY.  iommufd runs twice: with map-threads=0 (chunks
+mapped by one thread per CPU) and with map-threads=1 (one call per
+section, the default, as every VMM does).  The reference program replays QEMU's own
+calls (IOVAs, sizes, layout) from one thread and from two, on memory of
+the same kind, and the same with type1.
+
+Imported by driver.py; run inside L1 (it needs /dev/kvm, the edus bound
+to vfio-pci, and hugetlbfs in L1's kernel).
+"""
+
+import os
+import re
+import subprocess
+import time
+import types
+
+from driver import LOGS, QUICK, REF, QEMU, log, median, read_trace, hexarg
+
+SIZES_GIB = [int(x) for x in os.environ.get(
+    "BENCH_LARGE_SIZES", "1 2" if QUICK else "1 2 4 8").split()]
+# Boots per variant and size, each kind (the whole benchmark has to fit
+# in 45 minutes on 2 cores; the parallel part below repeats the map).
+RUNS = int(os.environ.get("BENCH_LARGE_RUNS", 1))
+RUNS_OTHER = int(os.environ.get("BENCH_LARGE_RUNS_OTHER", 1))
+# hugetlb first: its pages are reserved while L1's memory is unfragmented.
+KINDS = ["hugetlb", "anon", "prealloc"]
+# QEMU variants: the device path and the iommufd object's map-threads.
+# Without a device ("none") only on anonymous RAM: the guest's own start.
+VARIANTS = [("none", None), ("legacy", None), ("iommufd", 0),
+            ("iommufd-serial", 1)]
+# Parallel against serial map alone (no guest boot, -accel qtest): sizes
+# (GiB) and interleaved pairs of starts, anonymous RAM.
+PMAP_SIZES = [int(x) for x in os.environ.get(
+    "BENCH_PMAP_SIZES", "4" if QUICK else "4 8").split()]
+PMAP_RUNS = int(os.environ.get("BENCH_PMAP_RUNS", 1 if QUICK else 3))
+HUGEPAGES = "/dev/hugepages-bench"
+GUEST_DIR = os.environ.get("BENCH_GUEST_DIR", "")
+
+
+def guest_args():
+    """What guest_tier.Guest wants of a command line."""
+    return types.SimpleNamespace(
+        qemu=QEMU, kernel=os.environ["BENCH_KERNEL"],
+        initrd=os.path.join(GUEST_DIR, "initramfs.cpio.gz"),
+        workdir="/tmp", verbose=False, keep=False,
+        logdir=os.path.join(LOGS, "guests"))
+
+
+def memory_args(kind, gib):
+    """-object and machine options for @gib GiB of guest RAM of @kind."""
+    if kind == "anon":
+        return [], ""
+    if kind == "hugetlb":
+        backend = ("memory-backend-file,id=ram0,size=%dG,mem-path=%s"
+                   % (gib, HUGEPAGES))
+    else:
+        backend = ("memory-backend-ram,id=ram0,size=%dG,prealloc=on,"
+                   "prealloc-threads=%d" % (gib, os.cpu_count()))
+    return ["-object", backend], ",memory-backend=ram0"
+
+
+def device_args(variant, bdf):
+    if variant == "none":
+        return []
+    if variant == "legacy":
+        return ["-device", "vfio-pci,host=%s,id=hostdev0" % bdf]
+    # map-threads=0: one thread per CPU of L1; 1, the default: one call
+    # per section.
+    threads = 1 if variant == "iommufd-serial" else 0
+    obj = "iommufd,id=iommufd0,map-threads=%d" % threads
+    return ["-object", obj,
+            "-device", "vfio-pci,host=%s,id=hostdev0,iommufd=iommufd0" % bdf]
+
+
+TRACE = ("vfio_listener_region_add_ram", "vfio_dma_map_chunks*",
+         "vfio_get_device")
+
+
+def map_phase(trace):
+    """(wall seconds, map calls, threads) of the maps made while the
+    device was attached: from the first RAM section to the last map before
+    vfio_get_device."""
+    end = next((t for t, e, _ in trace if e == "vfio_get_device"), None)
+    start = next((t for t, e, _ in trace
+                  if e == "vfio_listener_region_add_ram"), None)
+    if start is None or end is None:
+        return None, 0, 1
+    last, calls, threads = start, 0, 1
+    for t, e, a in trace:
+        if t > end:
+            break
+        if e == "vfio_dma_map" and t >= start:
+            calls += 1
+            last = max(last, t)
+        elif e == "vfio_dma_map_chunks_done":
+            last = max(last, t)
+        elif e == "vfio_dma_map_chunks":
+            threads = max(threads, hexarg(a, "threads") or 1)
+    return last - start, calls, threads
+
+
+def map_spec(trace, path):
+    """QEMU's IOAS_MAP calls at attach, as ioas-map-ref's SPEC."""
+    end = next((t for t, e, _ in trace if e == "vfio_get_device"), None)
+    lines = []
+    for t, e, a in trace:
+        if end is not None and t > end:
+            break
+        if e == "iommufd_backend_map_dma" and hexarg(a, "errno") == 0:
+            lines.append("0x%x 0x%x 0x%x %d" % (
+                hexarg(a, "iova"), hexarg(a, "size"), hexarg(a, "vaddr"),
+                hexarg(a, "readonly")))
+    with open(path, "w") as f:
+        f.write("\n".join(lines) + "\n")
+    return len(lines)
+
+
+def boot(variant, kind, gib, bdf, tag):
+    """One guest: exec to @@READY, and the map phase of its trace."""
+    from guest_tier import Guest
+    objs, machine = memory_args(kind, gib)
+    g = Guest(guest_args(), tag, objs + device_args(variant, bdf),
+              mem="%dG" % gib, machine_extra=machine,
+              extra=("-msg", "timestamp=on"), trace=TRACE)
+    t0 = time.time()
+    try:
+        g.start()
+        ready = time.time() - t0
+    except Exception:
+        g.quit()
+        g.keep(True)
+        raise
+    g.quit()
+    # A guest woken by the harness (its timer lost, see guest_tier's
+    # NUDGE_AFTER) waited for the harness: its exec-to-init is not the
+    # guest's own.
+    nudges = getattr(g, "nudges", 0)
+    trace = [x for x in read_trace(g.trace)]
+    wall, calls, threads = map_phase(trace)
+    # Keep the trace for the report's logs and the reference's spec.
+    kept = os.path.join(LOGS, tag + ".trace")
+    subprocess.run(["cp", g.trace, kept], check=False)
+    g.keep(False)
+    return {"ready": None if nudges else ready, "ready_nudged": ready,
+            "nudges": nudges, "map": wall, "calls": calls,
+            "threads": threads, "trace": kept}
+
+
+def run_ref(kind, node, spec, threads, memory, tag):
+    out = subprocess.run([REF, kind, node, spec, str(threads), memory],
+                         check=True, capture_output=True, text=True).stdout
+    with open(os.path.join(LOGS, tag + ".out"), "w") as f:
+        f.write(out)
+    wall = [ln for ln in out.split("\n") if ln.startswith("wall ")][0]
+    return int(wall.split()[1]) / 1e9
+
+
+def hugepages(n):
+    with open("/proc/sys/vm/nr_hugepages", "w") as f:
+        f.write("%d\n" % n)
+    with open("/proc/sys/vm/nr_hugepages") as f:
+        return int(f.read())
+
+
+def bench_large(bdfs):
+    bdf = bdfs[0]
+    cdev = "/dev/vfio/devices/" + os.listdir(
+        "/sys/bus/pci/devices/%s/vfio-dev" % bdf)[0]
+    group = "/dev/vfio/" + os.path.basename(
+        os.readlink("/sys/bus/pci/devices/%s/iommu_group" % bdf))
+    log("== large guests: %s GiB, %s, %d runs each"
+        % (SIZES_GIB, ", ".join(KINDS), RUNS))
+    os.makedirs(os.path.join(LOGS, "guests"), exist_ok=True)
+    result = {"sizes_gib": SIZES_GIB, "kinds": KINDS, "runs": {},
+              "ref": {}, "cpus": os.cpu_count()}
+    os.makedirs(HUGEPAGES, exist_ok=True)
+    for kind in KINDS:
+        if kind == "hugetlb":
+            want = max(SIZES_GIB) * 512 + 8
+            got = hugepages(want)
+            subprocess.run(["mount", "-t", "hugetlbfs", "-o", "pagesize=2M",
+                            "none", HUGEPAGES], check=True)
+            log("  %d of %d huge pages reserved" % (got, want))
+            if got < want:
+                result.setdefault("skipped", {})[kind] = \
+                    "only %d of %d huge pages" % (got, want)
+                subprocess.run(["umount", HUGEPAGES], check=False)
+                hugepages(0)
+                continue
+        try:
+            bench_kind(kind, bdf, cdev, group, result)
+        finally:
+            if kind == "hugetlb":
+                subprocess.run(["umount", HUGEPAGES], check=False)
+                hugepages(0)
+    return result
+
+
+def bench_kind(kind, bdf, cdev, group, result):
+    runs = result["runs"].setdefault(kind, {})
+    refs = result["ref"].setdefault(kind, {})
+    names = [v for v, _ in VARIANTS if kind == "anon" or v != "none"]
+    for k, gib in enumerate(SIZES_GIB):
+        r = runs.setdefault(str(gib), {v: [] for v in names})
+        rr = refs.setdefault(str(gib), {})
+        specs = {}
+        for i in range(RUNS if kind == "anon" else RUNS_OTHER):
+            # Rotate the order by run and by size: no variant always goes
+            # first (and pays for what the one before left behind).
+            j = (i + k) % len(names)
+            order = names[j:] + names[:j]
+            for v in order:
+                tag = "large-%s-%d-%s-%d" % (kind, gib, v, i)
+                x = boot(v, kind, gib, bdf, tag)
+                r[v].append(x)
+                if v.startswith("iommufd") and v not in specs:
+                    specs[v] = os.path.join(LOGS, tag + ".spec")
+                    map_spec(read_trace(x["trace"]), specs[v])
+            # The reference, on memory of the same kind: QEMU's calls of
+            # one call per section from one thread, and its chunks from
+            # the threads QEMU used; type1 too, on anonymous memory.
+            refv = [("iommufd-1", "iommufd", cdev, "iommufd-serial", 1),
+                    ("iommufd-n", "iommufd", cdev, "iommufd",
+                     result["cpus"])]
+            if kind == "anon":
+                refv += [("type1-1", "type1", group, "iommufd-serial", 1),
+                         ("type1-n", "type1", group, "iommufd",
+                          result["cpus"])]
+            for name, how, node, spec, threads in refv:
+                tag = "large-%s-%d-ref-%s-%d" % (kind, gib, name, i)
+                rr.setdefault(name, []).append(
+                    run_ref(how, node, specs[spec], threads, kind, tag))
+        med = {v: {q: median([x[q] for x in r[v] if x[q] is not None])
+                   for q in ("ready", "map")} for v in names}
+        log("  %-8s %d GiB: " % (kind, gib) + "; ".join(
+            "%s map %s init %s" % (
+                v, "—" if med[v]["map"] is None else "%.3f s" % med[v]["map"],
+                "— (woken)" if med[v]["ready"] is None
+                else "%.2f s" % med[v]["ready"]) for v in names) +
+            "; ref " + ", ".join("%s %.3f s" % (k, median(x))
+                                 for k, x in rr.items()))
+
+
+def bench_parallel(bdfs):
+    """Map time alone, one call per section (map-threads=1, the default)
+    against chunks from one thread per CPU (map-threads=0): QEMU started with -accel qtest (no guest
+    code runs; the map is the same as at a real start), quit once QMP
+    answers.  Pairs interleaved, the first of a pair alternating."""
+    from driver import Vm
+    bdf = bdfs[0]
+    log("== parallel map: %s GiB, anonymous RAM, %d pairs"
+        % (PMAP_SIZES, PMAP_RUNS))
+    out = {"sizes_gib": PMAP_SIZES, "runs": {}}
+    events = TRACE + ("vfio_dma_map",)
+    for gib in PMAP_SIZES:
+        r = out["runs"].setdefault(str(gib), {"serial": [], "parallel": []})
+        for i in range(PMAP_RUNS):
+            order = ["serial", "parallel"] if i % 2 else ["parallel",
+                                                          "serial"]
+            for v in order:
+                obj = "iommufd,id=iommufd0,map-threads=%d" % (
+                    1 if v == "serial" else 0)
+                vm = Vm("pmap-%d-%s-%d" % (gib, v, i),
+                        ["-object", obj, "-device",
+                         "vfio-pci,host=%s,id=hostdev0,iommufd=iommufd0"
+                         % bdf], mem="%dG" % gib, events=events)
+                vm.quit()
+                wall, calls, threads = map_phase(read_trace(vm.trace))
+                r[v].append({"map": wall, "calls": calls,
+                             "threads": threads})
+        s, p = (median([x["map"] for x in r[v]]) for v in ("serial",
+                                                          "parallel"))
+        log("  %d GiB: serial %.3f s, parallel %.3f s (%d threads): %.2f"
+            % (gib, s, p, r["parallel"][0]["threads"], p / s))
+    return out

@@ -1,0 +1,134 @@
+"""A running guest (issue 13, part 3): what a user of the guest feels, on
+both paths and without a device, from the guest tier's guests (its kernel,
+initramfs, edu_guest.ko and guest-vfio) booted on our QEMU in L1.
+
+- exec to init: QEMU started to the guest's init saying @@READY (256 MiB,
+  KVM, no vIOMMU).
+- DMA: edu_guest's round trip (4095 bytes to the device and back through
+  the DMA API, both completions by MSI), 20 in one guest command; the
+  time per round trip and the bytes moved per second.  edu's DMA engine
+  runs on a 100 ms timer of the outer emulator, which sets this figure.
+- interrupt latency: edu_guest raising an interrupt through the device
+  and waiting for its delivery, 2000 in one guest command: time per
+  interrupt.
+- vIOMMU map+unmap rate: guest-vfio in a guest with intel-iommu
+  (caching-mode), 2000 IOMMU_IOAS_MAP + UNMAP cycles of one page in the
+  guest, each a vIOMMU invalidation that QEMU turns into a host map or
+  unmap: cycles per second.
+
+The guest-side figures are timed in L1 around the guest command (the
+guest's busybox has no sub-second clock); the time of an empty command
+(the control channel's round trip) is measured alike and subtracted.
+"""
+
+import os
+import statistics
+import time
+
+from driver import QUICK, log, median
+from large import guest_args
+
+RUNS = int(os.environ.get("BENCH_RUNNING_RUNS", 1 if QUICK else 2))
+DMA_ROUNDS = 20
+IRQS = 2000
+CYCLES = int(os.environ.get("BENCH_RUNNING_CYCLES", "2000"))
+CYCLES_IOVA = 0x200000
+VARIANTS = ["none", "legacy", "iommufd"]
+TRACE = ("vfio_get_device",)
+
+
+def devices(variant, bdf):
+    from guest_tier import edu_arg, path_objects
+    if variant == "none":
+        return []
+    return path_objects(variant) + edu_arg(variant, bdf, "edu0")
+
+
+def timed(g, cmd, timeout=600):
+    t0 = time.perf_counter()
+    out = g.sh(cmd, timeout=timeout)
+    return time.perf_counter() - t0, out
+
+
+def channel(g, n=5):
+    """The control channel's own round trip: median of n empty commands."""
+    return statistics.median(timed(g, "true")[0] for _ in range(n))
+
+
+def plain_guest(variant, bdf, i):
+    from guest_tier import Guest, guest_edus, insmod, kv
+    g = Guest(guest_args(), "running-%s-%d" % (variant, i),
+              devices(variant, bdf), trace=TRACE, cpu=0)
+    t0 = time.time()
+    g.start()
+    r = {"ready": time.time() - t0}
+    try:
+        if variant != "none":
+            edu = guest_edus(g)[0]
+            base = "/sys/bus/pci/devices/%s" % edu
+            insmod(g, msi=True)
+            empty = channel(g)
+            t, _ = timed(g, "for i in $(seq %d); do echo '4095 0' > "
+                         "%s/edu_dma || exit 1; done" % (DMA_ROUNDS, base))
+            res = kv(g.sh("cat %s/edu_dma" % base))
+            if res.get("result") != "ok":
+                raise RuntimeError("edu_guest DMA: %s" % res)
+            r["dma_round_trip"] = (t - empty) / DMA_ROUNDS
+            t, _ = timed(g, "echo %d > %s/edu_irq" % (IRQS, base))
+            st = kv(g.sh("cat %s/edu_stats" % base))
+            if st.get("raised") != st.get("delivered"):
+                raise RuntimeError("interrupts lost: %s" % st)
+            r["irq_latency"] = (t - empty) / IRQS
+            r["channel"] = empty
+    finally:
+        g.quit()
+        g.keep(False)
+    return r
+
+
+def viommu_guest(variant, bdf, i):
+    from guest_tier import Guest, guest_edus, bind_vfio, kv
+    g = Guest(guest_args(), "running-viommu-%s-%d" % (variant, i),
+              devices(variant, bdf), viommu=True, trace=TRACE, cpu=0)
+    g.start()
+    try:
+        edu = guest_edus(g)[0]
+        bind_vfio(g, edu)
+        empty = channel(g)
+        t, out = timed(g, "guest-vfio %s cycles %d 0x%x"
+                       % (edu, CYCLES, CYCLES_IOVA))
+        res = kv(out.strip().splitlines()[-1])
+        if res.get("result") != "ok":
+            raise RuntimeError("guest-vfio cycles: %s" % out.strip())
+        # Two DMA round trips (edu's 100 ms timer) frame the cycles.
+        return {"cycles_per_s": CYCLES / (t - empty),
+                "cycles_time": t - empty}
+    finally:
+        g.quit()
+        g.keep(False)
+
+
+def bench_running(bdfs):
+    bdf = bdfs[0]
+    log("== running guest: %d runs each, interleaved" % RUNS)
+    runs = {v: [] for v in VARIANTS}
+    viommu = {v: [] for v in VARIANTS[1:]}
+    for i in range(RUNS):
+        order = VARIANTS[i % 3:] + VARIANTS[:i % 3]
+        for v in order:
+            runs[v].append(plain_guest(v, bdf, i))
+        for v in (VARIANTS[1:] if i % 2 == 0 else VARIANTS[:0:-1]):
+            viommu[v].append(viommu_guest(v, bdf, i))
+    med = {}
+    for v in VARIANTS:
+        med[v] = {k: median([r[k] for r in runs[v] if k in r])
+                  for k in ("ready", "dma_round_trip", "irq_latency")}
+        if v in viommu:
+            med[v]["cycles_per_s"] = median(
+                [r["cycles_per_s"] for r in viommu[v]])
+    for v in VARIANTS:
+        log("  %-8s " % v + ", ".join(
+            "%s %s" % (k, "—" if x is None else "%.4g" % x)
+            for k, x in med[v].items()))
+    return {"runs": runs, "viommu": viommu, "median": med,
+            "dma_rounds": DMA_ROUNDS, "irqs": IRQS, "cycles": CYCLES}
