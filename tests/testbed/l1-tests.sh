@@ -10,7 +10,8 @@ set -u
 repo=$(cd "$(dirname "$0")/../.." && pwd)
 obj=$(cd "${1:?usage: l1-tests.sh BUILDDIR [TEST...]}" && pwd)
 shift
-[ $# -gt 0 ] || set -- vfio-edu-test vfio-iommufd-test libvirt
+[ $# -gt 0 ] ||
+    set -- vfio-edu-test vfio-iommufd-test vfio-iommufd-map-test libvirt
 export QTEST_QEMU_BINARY="$obj/qemu-system-x86_64"
 
 passed=0 failed=0
