@@ -15,6 +15,7 @@
 #include <sys/sysmacros.h>
 #include <linux/iommufd.h>
 #include "qapi/error.h"
+#include "qapi/visitor.h"
 #include "qom/object_interfaces.h"
 #include "monitor/monitor.h"
 #include "qemu/module.h"
@@ -29,6 +30,7 @@ static void iommufd_backend_init(Object *obj)
     be->fd = -1;
     be->owned = false;
     be->users = 0;
+    be->map_threads = 1;
 }
 
 static void iommufd_backend_finalize(Object *obj)
@@ -121,6 +123,33 @@ static void iommufd_backend_set_fd(Object *obj, const char *str, Error **errp)
     trace_iommufd_backend_set_fd(str, fd);
 }
 
+static void iommufd_backend_get_map_threads(Object *obj, Visitor *v,
+                                            const char *name, void *opaque,
+                                            Error **errp)
+{
+    IOMMUFDBackend *be = IOMMUFD_BACKEND(obj);
+
+    visit_type_uint32(v, name, &be->map_threads, errp);
+}
+
+static void iommufd_backend_set_map_threads(Object *obj, Visitor *v,
+                                            const char *name, void *opaque,
+                                            Error **errp)
+{
+    IOMMUFDBackend *be = IOMMUFD_BACKEND(obj);
+    uint32_t value;
+
+    if (!visit_type_uint32(v, name, &value, errp)) {
+        return;
+    }
+    if (value > IOMMUFD_MAP_THREADS_MAX) {
+        error_setg(errp, "iommufd map-threads must be at most %u, not %u",
+                   IOMMUFD_MAP_THREADS_MAX, value);
+        return;
+    }
+    be->map_threads = value;
+}
+
 static bool iommufd_backend_can_be_deleted(UserCreatable *uc)
 {
     IOMMUFDBackend *be = IOMMUFD_BACKEND(uc);
@@ -139,6 +168,13 @@ static void iommufd_backend_class_init(ObjectClass *oc, void *data)
         "an open /dev/iommu: a file descriptor number, a name passed to "
         "the monitor with getfd, or /dev/fdset/N of -add-fd (default: QEMU "
         "opens /dev/iommu)");
+    object_class_property_add(oc, "map-threads", "uint32",
+                              iommufd_backend_get_map_threads,
+                              iommufd_backend_set_map_threads, NULL, NULL);
+    object_class_property_set_description(oc, "map-threads",
+        "threads that map a large guest RAM section together, in chunks "
+        "(default 1: each section in one call; 0: one per host CPU, "
+        "up to 4)");
 }
 
 bool iommufd_backend_connect(IOMMUFDBackend *be, Error **errp)

@@ -16,6 +16,7 @@
  */
 
 #include "qemu/osdep.h"
+#include <sched.h>
 #include <sys/ioctl.h>
 #include <sys/sysmacros.h>
 #include <linux/vfio.h>
@@ -38,16 +39,29 @@ static VFIOIOMMUFDContainer *to_iommufd(VFIOContainer *bcontainer)
     return container_of(bcontainer, VFIOIOMMUFDContainer, bcontainer);
 }
 
+/* Called from worker threads too, for chunks of a section: thread-safe. */
+static int vfio_iommufd_dma_map_chunk(VFIOContainer *bcontainer, hwaddr iova,
+                                      ram_addr_t size, void *vaddr,
+                                      bool readonly, Error **errp)
+{
+    VFIOIOMMUFDContainer *container = to_iommufd(bcontainer);
+
+    if (!iommufd_backend_map_dma(container->be, container->ioas_id, iova,
+                                 size, vaddr, readonly, errp)) {
+        return -errno;
+    }
+    return 0;
+}
+
 static int vfio_iommufd_dma_map(VFIOContainer *bcontainer, hwaddr iova,
                                 ram_addr_t size, void *vaddr, bool readonly)
 {
-    VFIOIOMMUFDContainer *container = to_iommufd(bcontainer);
     Error *err = NULL;
+    int ret;
 
-    if (!iommufd_backend_map_dma(container->be, container->ioas_id, iova,
-                                 size, vaddr, readonly, &err)) {
-        int ret = -errno;
-
+    ret = vfio_iommufd_dma_map_chunk(bcontainer, iova, size, vaddr, readonly,
+                                     &err);
+    if (ret) {
         /*
          * While the listener replays the memory map for a new container,
          * the first error fails the attach: keep the kernel's reason for
@@ -58,9 +72,8 @@ static int vfio_iommufd_dma_map(VFIOContainer *bcontainer, hwaddr iova,
         } else {
             error_report_err(err);
         }
-        return ret;
     }
-    return 0;
+    return ret;
 }
 
 static int vfio_iommufd_dma_unmap(VFIOContainer *bcontainer, hwaddr iova,
@@ -394,6 +407,27 @@ static bool vfio_iommufd_get_iova_ranges(VFIOContainer *bcontainer,
     return true;
 }
 
+/*
+ * Threads that map a large RAM section into the IOAS together, in chunks
+ * (the kernel pins the pages of separate IOMMU_IOAS_MAP calls
+ * concurrently): the object's map-threads, 1 unless set; for 0, one per
+ * host CPU that QEMU may run on, up to VFIO_IOMMUFD_MAP_THREADS_AUTO.
+ */
+#define VFIO_IOMMUFD_MAP_THREADS_AUTO 4
+
+static unsigned int vfio_iommufd_map_threads(IOMMUFDBackend *be)
+{
+    cpu_set_t cpus;
+
+    if (be->map_threads) {
+        return be->map_threads;
+    }
+    if (sched_getaffinity(0, sizeof(cpus), &cpus)) {
+        return 1;
+    }
+    return MIN(CPU_COUNT(&cpus), VFIO_IOMMUFD_MAP_THREADS_AUTO);
+}
+
 static void vfio_iommufd_container_free(VFIOIOMMUFDContainer *container)
 {
     Error *err = NULL;
@@ -451,6 +485,7 @@ static bool vfio_iommufd_attach_container(VFIODevice *vbasedev, int fd,
     container->ioas_id = ioas_id;
     bcontainer = &container->bcontainer;
     vfio_container_init(bcontainer, space, &vfio_iommufd_container_ops);
+    bcontainer->map_threads = vfio_iommufd_map_threads(be);
     if (!vfio_iommufd_container_ranges(container, errp)) {
         goto err_detach;
     }
@@ -607,6 +642,7 @@ const VFIOContainerOps vfio_iommufd_container_ops = {
     .name = "iommufd",
     .dma_map = vfio_iommufd_dma_map,
     .dma_unmap = vfio_iommufd_dma_unmap,
+    .dma_map_chunk = vfio_iommufd_dma_map_chunk,
     .attach_device = vfio_iommufd_attach_device,
     .detach_device = vfio_iommufd_detach_device,
     .get_iova_ranges = vfio_iommufd_get_iova_ranges,

@@ -26,7 +26,16 @@ struct IOMMUFDBackend {
     int fd;
     bool owned;
     uint32_t users;
+    /*
+     * Threads that map a large RAM section into an IOAS of this object
+     * together, in chunks: 1 (the default) maps each section in one call,
+     * 0 lets hw/vfio choose.
+     */
+    uint32_t map_threads;
 };
+
+/* The most threads "map-threads" takes. */
+#define IOMMUFD_MAP_THREADS_MAX 64
 
 /*
  * Resolve an fd property: a number (on the command line only), a name
