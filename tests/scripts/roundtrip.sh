@@ -19,7 +19,7 @@ git -C "$repo" ls-files -co --exclude-standard -z |
 }
 "$tmp/repo/scripts/export.sh" "$tmp/tree" 2>>"$tmp/log"
 if diff -ru "$repo/patches" "$tmp/repo/patches" &&
-   diff -ru -x .git -x build -x patches "$repo" "$tmp/repo"; then
+   diff -ru -x .git -x build -x patches -x __pycache__ "$repo" "$tmp/repo"; then
     echo "roundtrip: 1 passed, 0 failed"
 else
     echo "roundtrip: export after import changed the repository (diff above)"
