@@ -65,7 +65,7 @@ check-qtest: build
 # Every tier, closing with one "N passed, N failed" line.
 check: build testbed-deps
 	@QTEST_EXCLUDE="$(QTEST_EXCLUDE)" QTEST_SKIP="$(QTEST_SKIP)" scripts/check.sh $(OBJ) \
-		checkpatch roundtrip qtest testbed reliability guest
+		checkpatch roundtrip qtest testbed reliability guest libvirt
 
 # The reliability tier alone: fault injection sweep, bad input table,
 # teardown soak (SOAK cycles, default 10) and guest misbehaviour, in L1.
@@ -92,7 +92,7 @@ check-asan: tree testbed-deps
 	@tests/faultinject/check.sh --sanitizers build/obj-asan
 
 testbed-deps:
-	@scripts/deps.sh kernel testbed
+	@scripts/deps.sh kernel testbed libvirt
 
 # Each patch of the series builds on its own (not part of check: slow).
 check-series: tree

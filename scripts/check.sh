@@ -1,7 +1,7 @@
 #!/bin/bash
 # Run every test tier of `make check` and close with one summary line.
 # Usage: scripts/check.sh BUILDDIR TIER...
-#   tiers: checkpatch roundtrip qtest testbed reliability guest
+#   tiers: checkpatch roundtrip qtest testbed reliability guest libvirt
 # QTEST_EXCLUDE lists qtest-x86_64 tests to leave out (see the Makefile).
 set -uo pipefail
 
@@ -53,6 +53,9 @@ for tier in "$@"; do
         ;;
     guest)
         "$repo/tests/guest/check.sh" "$obj" 2>&1 | tee "$log"
+        ;;
+    libvirt)
+        "$repo/tests/libvirt/check.sh" "$obj" 2>&1 | tee "$log"
         ;;
     *)
         echo "check: unknown tier $tier" > "$log"

@@ -28,6 +28,7 @@ import sys
 import tempfile
 import threading
 import time
+import uuid
 
 PATHS = ('legacy', 'iommufd')
 EDU = '1234:11e8'
@@ -51,10 +52,20 @@ CYCLES_IOVA = 0x200000
 BLOCKED_IOVA = 0x300000
 FAULT_IOVA = 0x400000
 HOLD_IOVA = 0x500000
+# Seconds of silence on the control line before the guest is nudged.
+NUDGE_AFTER = 15
+MTTY_TYPE = '/sys/class/mdev_bus/mtty/mdev_supported_types/mtty-2'
+
+
+NUDGED = []
 
 
 class Fail(Exception):
     pass
+
+
+class Hang(Fail):
+    """The L2 guest stopped answering on its control line."""
 
 
 def check(cond, what):
@@ -68,19 +79,48 @@ def kv(line):
 
 
 class Results:
+    """
+    TAP lines of the tier.  While a case group runs (begin .. end), its
+    results are held back, so that a group whose guest hung can run again
+    (see Tier.all); each thread holds its own.
+    """
+
     def __init__(self):
         self.lock = threading.Lock()
+        self.local = threading.local()
         self.n = 0
         self.failed = 0
         self.figures = {}
 
-    def report(self, name, ok, detail):
+    def report(self, name, ok, detail, hang=False):
+        held = getattr(self.local, 'held', None)
+        if held is not None:
+            held.append((name, ok, detail, hang))
+        else:
+            self.commit([(name, ok, detail, hang)])
+
+    def failures(self):
+        """Failures so far: of the group running in this thread, if any."""
+        held = getattr(self.local, 'held', None)
+        if held is None:
+            return self.failed
+        return sum(1 for r in held if not r[1])
+
+    def begin(self):
+        self.local.held = []
+
+    def end(self):
+        held, self.local.held = self.local.held, None
+        return held
+
+    def commit(self, results):
         with self.lock:
-            self.n += 1
-            if not ok:
-                self.failed += 1
-            print(f'{"ok" if ok else "not ok"} {self.n} - {name}: {detail}',
-                  flush=True)
+            for name, ok, detail, _ in results:
+                self.n += 1
+                if not ok:
+                    self.failed += 1
+                print(f'{"ok" if ok else "not ok"} {self.n} - {name}: '
+                      f'{detail}', flush=True)
 
     def figure(self, case, path, text):
         with self.lock:
@@ -100,10 +140,11 @@ class Guest:
 
     def __init__(self, args, name, devices, viommu=False, mem='256M',
                  extra=(), env=None, machine_extra='', cpu=None,
-                 trace=()):
+                 trace=(), hpet_clock=False):
         self.args = args
         self.name = name
         self.dead = None
+        self.nudges = 0
         self.dir = tempfile.mkdtemp(prefix=f'{name}.', dir=args.workdir)
         self.console = os.path.join(self.dir, 'console.log')
         self.stderr = os.path.join(self.dir, 'qemu.err')
@@ -113,6 +154,11 @@ class Guest:
         self.buf = b''
         machine = 'q35' + machine_extra
         append = 'console=ttyS0 panic=-1 no_timer_check'
+        if hpet_clock:
+            # The guest's clock events from the HPET that our QEMU
+            # emulates instead of the local APIC timer that L1's KVM
+            # emulates (see README.md, "How it runs").
+            append += ' nolapic_timer'
         append += ' loglevel=7' if args.verbose else ' quiet'
         if viommu:
             machine += ',kernel-irqchip=split'
@@ -211,11 +257,29 @@ class Guest:
                 raise QMPError(resp['error']['desc'])
             return resp['return']
 
+    def qmp_getfd(self, name, fd):
+        """Pass @fd to QEMU as getfd name @name, as libvirt does."""
+        self.qmp_file.flush()
+        msg = json.dumps({'execute': 'getfd',
+                          'arguments': {'fdname': name}}) + '\n'
+        socket.send_fds(self.qmp_sock, [msg.encode()], [fd])
+        while True:
+            line = self.qmp_file.readline()
+            check(line, f'{self.name}: QMP closed during getfd')
+            resp = json.loads(line)
+            if 'event' in resp:
+                self.events.append(resp)
+                continue
+            if 'error' in resp:
+                raise QMPError(resp['error']['desc'])
+            return resp['return']
+
     def _read_agent(self, marker, timeout):
         """Read the agent channel up to a line starting with marker."""
         if self.dead:
-            raise Fail(f'{self.name}: {self.dead}')
+            raise Hang(f'{self.name}: {self.dead}')
         deadline = time.time() + timeout
+        quiet_since = time.time()
         while True:
             m = re.search(rb'^' + re.escape(marker) + rb'([^\n]*)\n', self.buf,
                           re.M)
@@ -229,7 +293,7 @@ class Guest:
                 self.dump_threads()
                 # Its answer may still come: the channel is out of step.
                 self.dead = f'no answer since a timeout ({marker.decode()})'
-                raise Fail(f'{self.name}: no {marker.decode()} within '
+                raise Hang(f'{self.name}: no {marker.decode()} within '
                            f'{timeout} s; console: {self.console_tail()}')
             if self.proc.poll() is not None:
                 raise Fail(f'{self.name}: QEMU exited with status '
@@ -238,15 +302,44 @@ class Guest:
             try:
                 data = self.agent.recv(65536)
             except socket.timeout:
+                # Nested on TCG, a halted L2 vCPU has been seen to miss
+                # its timer and sleep for good.  An empty line (which the
+                # agent skips) raises a UART interrupt that wakes it; count
+                # these, the tier reports them.
+                if time.time() - quiet_since > NUDGE_AFTER:
+                    self.agent.sendall(b'\n')
+                    self.nudges += 1
+                    quiet_since = time.time()
                 continue
             if not data:
                 raise Fail(f'{self.name}: control channel closed')
+            quiet_since = time.time()
             self.buf += data
 
     def dump_threads(self):
-        """Where QEMU's threads are, for a guest that stopped answering."""
+        """
+        Where QEMU's threads are and what the guest's vCPU does, for a
+        guest that stopped answering: KVM's vCPU statistics over 2 s
+        (halted, exiting, interrupts injected), its registers and APIC.
+        """
         out = os.path.join(self.dir, 'threads.txt')
         with open(out, 'w') as f:
+            try:
+                def stats():
+                    r = self.qmp('query-stats', target='vcpu')
+                    return {s['name']: s['value'] for s in r[0]['stats']
+                            if isinstance(s['value'], int)}
+                a = stats()
+                time.sleep(2)
+                b = stats()
+                f.write('vCPU stats over 2 s: ' + ', '.join(
+                    f'{k} +{b[k] - a[k]}' for k in sorted(b)
+                    if b[k] != a.get(k)) + '\n')
+                for hmp in ('info registers', 'info lapic', 'info pic'):
+                    f.write(self.qmp('human-monitor-command',
+                                     **{'command-line': hmp}))
+            except (Fail, QMPError, OSError, KeyError, IndexError) as e:
+                f.write(f'no vCPU state: {e}\n')
             for tid in sorted(os.listdir(f'/proc/{self.pid}/task')):
                 try:
                     with open(f'/proc/{self.pid}/task/{tid}/comm') as c, \
@@ -270,6 +363,20 @@ class Guest:
     def wait_ready(self, timeout=120):
         self._read_agent(b'@@READY', timeout)
         self.readies += 1
+
+    def wait_event(self, name, timeout=60, **match):
+        """Wait for QMP event @name whose data has @match; return it."""
+        deadline = time.time() + timeout
+        while True:
+            for i, ev in enumerate(self.events):
+                data = ev.get('data', {})
+                if ev['event'] == name and all(data.get(k) == v
+                                               for k, v in match.items()):
+                    return self.events.pop(i)
+            check(time.time() < deadline, f'{self.name}: no {name} {match} '
+                  f'within {timeout} s')
+            self.qmp('query-status')    # reads events that came meanwhile
+            time.sleep(0.2)
 
     def sh(self, cmd, timeout=120, ok=True):
         """Run cmd in the guest: its output; raises if ok and it failed."""
@@ -320,6 +427,11 @@ class Guest:
 
     def keep(self, failed):
         """Copy the logs of a failed guest to --logdir; drop the rest."""
+        if self.nudges:
+            note(f'{self.name}: the guest was silent for {NUDGE_AFTER} s and '
+                 f'was woken by a byte on its control line {self.nudges} '
+                 f'time(s)')
+            NUDGED.append(f'{self.name}: {self.nudges}')
         if (failed or self.args.keep) and self.args.logdir:
             dest = os.path.join(self.args.logdir, self.name)
             os.makedirs(dest, exist_ok=True)
@@ -384,6 +496,20 @@ def edu_arg(path, host, dev_id, bus_args=''):
     return ['-device', f'vfio-pci,host={host},id={dev_id}{bus_args}']
 
 
+def mdev_arg(path, sysfs, dev_id, bus_args=''):
+    if path == 'iommufd':
+        return ['-device', f'vfio-pci,sysfsdev={sysfs},id={dev_id},'
+                f'iommufd=iommufd0{bus_args}']
+    return ['-device', f'vfio-pci,sysfsdev={sysfs},id={dev_id}{bus_args}']
+
+
+def mdev_cdev(sysfs):
+    """/dev/vfio/devices/vfioN of an mdev, from its vfio-dev/ directory."""
+    names = [n for n in os.listdir(f'{sysfs}/vfio-dev') if n.startswith('vfio')]
+    check(len(names) == 1, f'{sysfs}/vfio-dev: {names}')
+    return f'/dev/vfio/devices/{names[0]}'
+
+
 def path_objects(path):
     return ['-object', 'iommufd,id=iommufd0'] if path == 'iommufd' else []
 
@@ -426,8 +552,7 @@ def iommufd_left_mapped(g, ioas_ids):
 def trace_ioas_ids(g):
     ids = []
     for line in g.trace_lines():
-        m = re.search(r'vfio_iommufd_container_new .*ioas[_ ]?(?:id)?[=: ]*(\d+)',
-                      line)
+        m = re.search(r'vfio_iommufd_container_new .* ioas=(\d+)', line)
         if m:
             ids.append(int(m.group(1)))
     return ids
@@ -462,6 +587,8 @@ class Tier:
     def __init__(self, args):
         self.args = args
         self.res = Results()
+        self.serial_retries = 0
+        self.reruns = []
         self.edus = self.find_edus()
 
     def find_edus(self):
@@ -479,6 +606,18 @@ class Tier:
         return {'root': sorted(root), 'pair': sorted(pair[0]) if pair else [],
                 'single': single[0][0] if single else None}
 
+    def fault_env(self, path, ctl):
+        """
+        QEMU's environment with the fault injection library, armed by the
+        file @ctl, failing the path's host map call.
+        """
+        if not self.args.faultinject:
+            return {}
+        return {'LD_PRELOAD': self.args.faultinject,
+                'FAULT_REQ': 'IOMMU_IOAS_MAP' if path == 'iommufd'
+                else 'VFIO_IOMMU_MAP_DMA',
+                'FAULT_CTL': ctl}
+
     def host_edu(self, path):
         return self.edus['root'][PATHS.index(path)]
 
@@ -488,7 +627,7 @@ class Tier:
             detail = fn(path)
             self.res.report(name, True, detail)
         except (Fail, QMPError, OSError, subprocess.SubprocessError) as e:
-            self.res.report(name, False, str(e))
+            self.res.report(name, False, str(e), isinstance(e, Hang))
 
     # 1, 2, 6, 8: a guest without vIOMMU
     def case_plain(self, path):
@@ -527,18 +666,19 @@ class Tier:
 
     def with_guest(self, case, path, g, body):
         """Start @g, run body(g), stop it; keep its logs if anything failed."""
-        before = self.res.failed
+        before = self.res.failures()
         try:
             g.start()
             body(g)
         except (Fail, QMPError, OSError) as e:
-            self.res.report(f'{case}/{path}', False, str(e))
+            self.res.report(f'{case}/{path}', False, str(e),
+                            isinstance(e, Hang))
         finally:
             rc = g.quit()
             if rc not in (0, None):
                 self.res.report(f'{case}/{path}', False,
                                 f'QEMU exit status {rc}: {g.errors()}')
-            g.keep(self.res.failed > before)
+            g.keep(self.res.failures() > before)
 
     def probe(self, g):
         edus = guest_edus(g)
@@ -614,12 +754,7 @@ class Tier:
     # 3 and 7a: a guest with its own intel-iommu
     def case_viommu(self, path):
         host = self.host_edu(path)
-        env = {}
-        if self.args.faultinject:
-            env = {'LD_PRELOAD': self.args.faultinject,
-                   'FAULT_REQ': 'IOMMU_IOAS_MAP' if path == 'iommufd'
-                   else 'VFIO_IOMMU_MAP_DMA',
-                   'FAULT_CTL': f'{self.args.workdir}/fault-viommu-{path}'}
+        env = self.fault_env(path, f'{self.args.workdir}/fault-viommu-{path}')
         g = Guest(self.args, f'viommu-{path}',
                   path_objects(path) + edu_arg(path, host, 'edu0'),
                   viommu=True, env=env, cpu=PATHS.index(path))
@@ -850,16 +985,223 @@ class Tier:
                     f'virtio-iommu at {r["src"]}/{r["dst"]} ok')
         return self.in_guest(g, body)
 
+    # Issue 12: mediated devices, the kernel's mtty sample
+    def mdev_create(self):
+        """A dual-port mtty instance in L1: its sysfs directory."""
+        uid = str(uuid.uuid4())
+        with open(MTTY_TYPE + '/create', 'w') as f:
+            f.write(uid)
+        return f'/sys/bus/mdev/devices/{uid}'
+
+    def mdev_remove(self, sysfs):
+        if os.path.exists(sysfs):
+            with open(sysfs + '/remove', 'w') as f:
+                f.write('1')
+
+    def case_mdev(self, path):
+        if not os.path.isdir(MTTY_TYPE):
+            self.res.report(f'mdev/{path}', False, f'no {MTTY_TYPE} in L1')
+            return
+        mdev = self.mdev_create()
+        try:
+            mdev = self.mdev_cases(path, mdev)
+        finally:
+            self.mdev_remove(mdev)
+
+    def mdev_cases(self, path, mdev):
+        # The mdev alone behind a root port (hot-pluggable there) for its
+        # serial data, hot-plug and removal; then beside the edu for the
+        # shared IOAS.  With the edu in the same guest, the serial round
+        # trips stalled in every run (nested on TCG; see README.md).
+        port = ['-device', 'pcie-root-port,id=rp1,chassis=1,slot=1']
+        g = Guest(self.args, f'mdev-{path}', path_objects(path) + port +
+                  mdev_arg(path, mdev, 'mtty0', ',bus=rp1'),
+                  hpet_clock=True)
+
+        def body(g):
+            self.sub('mdev-serial', path, lambda: self.mdev_serial(g, path))
+            self.sub('mdev-hotplug', path,
+                     lambda: self.mdev_hotplug(g, path, mdev))
+            self.sub('mdev-remove', path,
+                     lambda: self.mdev_remove_busy(g, path, mdev))
+        self.with_guest('mdev', path, g, body)
+
+        if not os.path.exists(mdev):
+            mdev = self.mdev_create()
+        host = self.host_edu(path)
+        g = Guest(self.args, f'mdev-mixed-{path}', path_objects(path) +
+                  mdev_arg(path, mdev, 'mtty0') + edu_arg(path, host, 'edu0'),
+                  hpet_clock=True, trace=('vfio_iommufd_attach_ioas',))
+        self.with_guest('mdev-mixed', path, g,
+                        lambda g: self.sub('mdev-mixed', path,
+                                           lambda: self.mdev_mixed(g, path)))
+        return mdev
+
+    def mtty_ports(self, g):
+        """The guest's ttys of its mtty device (4348:3253), and its BDF."""
+        out = g.sh('for d in /sys/bus/pci/devices/*; do '
+                   'echo "$(basename $d) $(cat $d/vendor):$(cat $d/device)"; '
+                   'done')
+        bdfs = [l.split()[0] for l in out.splitlines()
+                if l.split()[1:] == ['0x4348:0x3253']]
+        check(len(bdfs) == 1, f'one mtty device in the guest: {out}')
+        ttys = g.sh(f'ls /sys/bus/pci/devices/{bdfs[0]}/tty 2>/dev/null || '
+                    f'for t in /sys/class/tty/ttyS*; do '
+                    f'readlink $t/device | grep -q {bdfs[0]} && '
+                    f'basename $t; done; true').split()
+        return bdfs[0], sorted(ttys)
+
+    def serial_round_trip(self, g, tty, msg, tries=3):
+        """
+        Bytes written to @tty come back (mtty loops TX to RX).  Nested on
+        TCG, an interrupt of the port is now and then lost and the port
+        stalls; reopening it starts it afresh, so a stalled try is retried
+        (and counted: self.serial_retries).
+        """
+        for attempt in range(tries):
+            # Shorter than mtty's 16-byte FIFO: 8250_pci sends what fits,
+            # the rest after the FIFO drains (RX), one interrupt later.
+            out = g.sh(f't=/dev/{tty}; stty -F $t raw -echo; rm -f /tmp/rx; '
+                       f'(timeout 8 cat $t > /tmp/rx &); sleep 0.5; '
+                       f'timeout 5 sh -c "printf %s {msg} > $t"; echo "w=$?"; '
+                       f'for i in $(seq 30); do '
+                       f'[ "$(cat /tmp/rx)" = {msg} ] && break; sleep 0.2; '
+                       f'done; cat /tmp/rx', timeout=60)
+            lines = out.split('\n', 1)
+            got = lines[1] if len(lines) > 1 else ''
+            if lines[0] == 'w=0' and got == msg:
+                return
+            # Bytes that came back must be the ones sent, even on a stall.
+            check(msg.startswith(got), f'{tty}: sent "{msg}", read back '
+                  f'"{got}"')
+            self.serial_retries += 1
+            g.sh('sleep 10')    # let the reader of the stalled try end
+        raise Fail(f'{tty}: "{msg}" did not come back in {tries} tries '
+                   f'({lines[0]}, read back "{got}")')
+
+    def mdev_serial(self, g, path):
+        bdf, ttys = self.mtty_ports(g)
+        check(len(ttys) == 2, f'two serial ports from 8250_pci: {ttys}')
+        irq0 = g.sh(f'cat /sys/bus/pci/devices/{bdf}/irq').strip()
+        before = self.irq_count(g, irq0)
+        for i, t in enumerate(ttys):
+            self.serial_round_trip(g, t, f'{path[:3]}-port{i}')
+        after = self.irq_count(g, irq0)
+        check(after > before, f'the ports took interrupts: {before} -> '
+              f'{after}')
+        fig = (f'{bdf}: {", ".join(ttys)}; 2 x 9 bytes looped back, '
+               f'{after - before} interrupts')
+        self.res.figure('mdev-serial', path, fig)
+        return fig
+
+    def irq_count(self, g, irq):
+        for line in g.sh('cat /proc/interrupts').splitlines():
+            f = line.split()
+            if f and f[0] == f'{irq}:':
+                return sum(int(x) for x in f[1:] if x.isdigit())
+        return 0
+
+    def mdev_mixed(self, g, path):
+        lines = g.trace_lines()
+        if path == 'iommufd':
+            ioas = {m.group(1) for l in lines for m in
+                    [re.search(r'vfio_iommufd_attach_ioas .* ioas=(\d+) '
+                               r'errno=0', l)] if m}
+            new = [l for l in lines if 'vfio_iommufd_container_new' in l]
+            check(len(ioas) == 1 and len(new) == 1,
+                  f'one IOAS for the mdev and the edu: {ioas}, {len(new)} '
+                  f'created')
+            shared = f'one IOAS ({ioas.pop()}) for both'
+        else:
+            fds = [f for f in os.listdir(f'/proc/{g.pid}/fd')
+                   if os.readlink(f'/proc/{g.pid}/fd/{f}') == '/dev/vfio/vfio']
+            check(len(fds) == 1, f'one /dev/vfio/vfio container for both '
+                  f'groups, QEMU has {len(fds)}')
+            shared = 'one type1 container (/dev/vfio/vfio) for both groups'
+        edu = guest_edus(g)
+        insmod(g, dma_bits=39)
+        r = guest_dma(g, edu[0])
+        return f'{shared}; edu DMA at {r["src"]}/{r["dst"]} ok'
+
+    def mdev_hotplug(self, g, path, mdev):
+        n = self.args.mdev_cycles
+        first = last = None
+        passed = 0
+        for i in range(n):
+            g.qmp('device_del', id='mtty0')
+            g.wait_event('DEVICE_DELETED', device='mtty0')
+            if i == 0:
+                first = g.status()
+            args = {'driver': 'vfio-pci', 'sysfsdev': mdev, 'id': 'mtty0',
+                    'bus': 'rp1'}
+            if path == 'iommufd':
+                args['iommufd'] = 'iommufd0'
+                if i % 2:
+                    # Every other time the cdev comes as an fd, as libvirt
+                    # passes it: sysfsdev= names it, fd= is its cdev.
+                    cdev = os.open(mdev_cdev(mdev), os.O_RDWR)
+                    try:
+                        g.qmp_getfd(f'mtty{i}', cdev)
+                    finally:
+                        os.close(cdev)
+                    args['fd'] = f'mtty{i}'
+                    passed += 1
+            g.qmp('device_add', **args)
+            deadline = time.time() + 30
+            while True:
+                try:
+                    bdf, ttys = self.mtty_ports(g)
+                    if len(ttys) == 2:
+                        break
+                except Fail:
+                    pass
+                check(time.time() < deadline, 'the guest did not find the '
+                      'plugged mtty')
+                time.sleep(0.3)
+            if i % 5 == 4 or i == n - 1:
+                self.serial_round_trip(g, ttys[0], f'cycle{i}')
+        g.qmp('device_del', id='mtty0')
+        g.wait_event('DEVICE_DELETED', device='mtty0')
+        last = g.status()
+        check(first['fds'] == last['fds'], f'fds flat: {first} -> {last}')
+        fig = (f'{n} unplug/plug cycles ({passed} with the cdev passed as '
+               f'an fd), serial checked every 5th; fds {first["fds"]} -> '
+               f'{last["fds"]}')
+        self.res.figure('mdev-hotplug', path, fig)
+        return fig
+
+    def mdev_remove_busy(self, g, path, mdev):
+        """Removing an mdev instance that QEMU holds waits for QEMU."""
+        args = {'driver': 'vfio-pci', 'sysfsdev': mdev, 'id': 'mtty0',
+                'bus': 'rp1'}
+        if path == 'iommufd':
+            args['iommufd'] = 'iommufd0'
+        g.qmp('device_add', **args)
+        time.sleep(1)
+        rm = subprocess.Popen(['sh', '-c', f'echo 1 > {mdev}/remove'])
+        time.sleep(3)
+        check(rm.poll() is None and os.path.exists(mdev),
+              'the kernel does not remove the mdev while QEMU holds it')
+        check(g.running(), 'QEMU runs on')
+        g.qmp('device_del', id='mtty0')
+        g.wait_event('DEVICE_DELETED', device='mtty0')
+        try:
+            rm.wait(30)
+        except subprocess.TimeoutExpired:
+            rm.kill()
+            raise Fail('the removal did not finish after device_del')
+        check(rm.returncode == 0 and not os.path.exists(mdev),
+              f'the mdev is gone after device_del (status {rm.returncode})')
+        check(g.running(), 'QEMU runs on')
+        return ('the kernel blocked the removal while QEMU held the device '
+                '(mtty has no request callback), device_del released it and '
+                'the removal finished')
+
     # 4 and 7b: virtio-mem
     def case_virtio_mem(self, path):
         host = self.host_edu(path)
-        env = {}
         ctl = f'{self.args.workdir}/fault-vmem-{path}'
-        if self.args.faultinject:
-            env = {'LD_PRELOAD': self.args.faultinject,
-                   'FAULT_REQ': 'IOMMU_IOAS_MAP' if path == 'iommufd'
-                   else 'VFIO_IOMMU_MAP_DMA',
-                   'FAULT_CTL': ctl}
+        env = self.fault_env(path, ctl)
         g = Guest(self.args, f'vmem-{path}',
                   path_objects(path) +
                   ['-object', 'memory-backend-ram,id=vmem0,size=512M',
@@ -1071,20 +1413,39 @@ class Tier:
             'virtio-mem': self.case_virtio_mem,
             'hot-reset': self.case_hot_reset,
             'viommu-width': self.case_viommu_width,
+            'mdev': self.case_mdev,
         }
-        chosen = self.args.case or list(cases)
+        # The mdev cases run only when asked for (make check-mdev): their
+        # serial round trips stall in the tier's guests (issue 12's note).
+        chosen = self.args.case or [c for c in cases if c != 'mdev']
         paths = self.args.path or PATHS
 
         def run(case, path):
-            t = time.time()
-            cases[case](path)
-            note(f'{case}/{path} took {time.time() - t:.0f} s')
+            # An L2 guest on nested KVM on TCG has been seen to stop for
+            # good at random (a lost interrupt, more often under load).
+            # A group whose guest stopped answering runs once more with
+            # fresh guests; a second hang, or any other failure, counts.
+            for attempt in (1, 2):
+                t = time.time()
+                self.res.begin()
+                cases[case](path)
+                held = self.res.end()
+                note(f'{case}/{path} took {time.time() - t:.0f} s')
+                hung = [r for r in held if r[3]]
+                if hung and attempt == 1:
+                    note(f'{case}/{path}: {hung[0][2][:300]}; the group runs '
+                         f'again')
+                    self.reruns.append(f'{case}/{path}')
+                    continue
+                self.res.commit(held)
+                break
 
         # Side by side where that is safe: guests with a vIOMMU of their
-        # own have hung at random when another L2 guest ran beside them
-        # (nested virtualization on TCG), and the hot reset guests share
-        # the devices behind the root ports.  Those run one at a time.
-        alone = ('viommu', 'hot-reset', 'viommu-width')
+        # own, and mdev guests, have hung at random when another L2 guest
+        # ran beside them (nested virtualization on TCG), and the hot reset
+        # guests share the devices behind the root ports.  Those run one
+        # at a time.
+        alone = ('viommu', 'hot-reset', 'viommu-width', 'mdev')
         t = time.time()
         for case in chosen:
             if self.args.jobs > 1 and case not in alone:
@@ -1098,6 +1459,10 @@ class Tier:
                 for p in paths:
                     run(case, p)
         note(f'all cases took {time.time() - t:.0f} s')
+        note(f'guests woken by a byte after {NUDGE_AFTER} s of silence: '
+             f'{", ".join(NUDGED) or "none"}; serial round trips retried '
+             f'after a stall: {self.serial_retries}; groups run again after '
+             f'a guest hang: {", ".join(self.reruns) or "none"}')
         self.table()
         print(f'guest: {self.res.n - self.res.failed} passed, '
               f'{self.res.failed} failed', flush=True)
@@ -1202,6 +1567,7 @@ def main():
     ap.add_argument('--path', action='append', choices=PATHS)
     ap.add_argument('--reboots', type=int, default=20)
     ap.add_argument('--cycles', type=int, default=10000)
+    ap.add_argument('--mdev-cycles', type=int, default=20)
     ap.add_argument('--keep', action='store_true', help='keep the logs')
     ap.add_argument('--verbose', action='store_true',
                     help='the guest kernel logs to its console')
