@@ -244,6 +244,10 @@ class Guest:
             msg['arguments'] = arguments
         self.qmp_file.write(json.dumps(msg) + '\n')
         self.qmp_file.flush()
+        return self._qmp_return(cmd)
+
+    def _qmp_return(self, cmd):
+        """The answer to @cmd; events that come first are kept."""
         while True:
             line = self.qmp_file.readline()
             if not line:
@@ -263,16 +267,7 @@ class Guest:
         msg = json.dumps({'execute': 'getfd',
                           'arguments': {'fdname': name}}) + '\n'
         socket.send_fds(self.qmp_sock, [msg.encode()], [fd])
-        while True:
-            line = self.qmp_file.readline()
-            check(line, f'{self.name}: QMP closed during getfd')
-            resp = json.loads(line)
-            if 'event' in resp:
-                self.events.append(resp)
-                continue
-            if 'error' in resp:
-                raise QMPError(resp['error']['desc'])
-            return resp['return']
+        return self._qmp_return('getfd')
 
     def _read_agent(self, marker, timeout):
         """Read the agent channel up to a line starting with marker."""
