@@ -589,10 +589,16 @@ def bench_startup():
 
 # --- 3. Mapping cost -------------------------------------------------------
 
-def map_spec(trace, path):
-    """The IOAS_MAP calls QEMU made, as ioas-map-ref's SPEC."""
+def map_spec(trace, path, until=None):
+    """
+    The IOAS_MAP calls QEMU made, as ioas-map-ref's SPEC: all of them, or
+    those before the first event @until (e.g. the end of the attach).
+    """
+    end = next((t for t, e, _ in trace if e == until), None)
     lines = []
-    for _, e, a in trace:
+    for t, e, a in trace:
+        if end is not None and t > end:
+            break
         if e == "iommufd_backend_map_dma" and hexarg(a, "errno") == 0:
             lines.append("0x%x 0x%x 0x%x %d" % (
                 hexarg(a, "iova"), hexarg(a, "size"), hexarg(a, "vaddr"),

@@ -23,7 +23,8 @@ import subprocess
 import time
 import types
 
-from driver import LOGS, QUICK, REF, QEMU, log, median, read_trace, hexarg
+from driver import LOGS, QUICK, REF, QEMU, log, median, read_trace, hexarg, \
+    map_spec
 
 SIZES_GIB = [int(x) for x in os.environ.get(
     "BENCH_LARGE_SIZES", "1 2" if QUICK else "1 2 4 8").split()]
@@ -106,22 +107,6 @@ def map_phase(trace):
         elif e == "vfio_dma_map_chunks":
             threads = max(threads, hexarg(a, "threads") or 1)
     return last - start, calls, threads
-
-
-def map_spec(trace, path):
-    """QEMU's IOAS_MAP calls at attach, as ioas-map-ref's SPEC."""
-    end = next((t for t, e, _ in trace if e == "vfio_get_device"), None)
-    lines = []
-    for t, e, a in trace:
-        if end is not None and t > end:
-            break
-        if e == "iommufd_backend_map_dma" and hexarg(a, "errno") == 0:
-            lines.append("0x%x 0x%x 0x%x %d" % (
-                hexarg(a, "iova"), hexarg(a, "size"), hexarg(a, "vaddr"),
-                hexarg(a, "readonly")))
-    with open(path, "w") as f:
-        f.write("\n".join(lines) + "\n")
-    return len(lines)
 
 
 def boot(variant, kind, gib, bdf, tag):
@@ -224,7 +209,8 @@ def bench_kind(kind, bdf, cdev, group, result):
                 r[v].append(x)
                 if v.startswith("iommufd") and v not in specs:
                     specs[v] = os.path.join(LOGS, tag + ".spec")
-                    map_spec(read_trace(x["trace"]), specs[v])
+                    map_spec(read_trace(x["trace"]), specs[v],
+                             "vfio_get_device")
             # The reference, on memory of the same kind: QEMU's calls of
             # one call per section from one thread, and its chunks from
             # the threads QEMU used; type1 too, on anonymous memory.
