@@ -77,9 +77,8 @@ check-reliability: build testbed-deps
 check-guest: build testbed-deps
 	@tests/guest/check.sh $(OBJ) $(GUEST_ARGS)
 
-# The mediated device cases of the guest tier (the kernel's mtty sample in
-# L1), on both paths; not in `make check` yet: the guest's serial round
-# trips through mtty stall in the tier's L2 guests (tests/guest/README.md).
+# The mediated device cases of the guest tier alone (the kernel's mtty
+# sample in L1), on both paths; `make check` runs them with the others.
 check-mdev: build testbed-deps
 	@tests/guest/check.sh $(OBJ) --case mdev $(GUEST_ARGS)
 
