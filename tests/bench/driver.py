@@ -614,6 +614,15 @@ def strace_map_sum(path, names, name):
     return sum(c["dur"] for c in maps), [c["dur"] for c in maps]
 
 
+def vfio_nodes(bdf):
+    """The VFIO cdev and the group node of device @bdf."""
+    cdev = "/dev/vfio/devices/" + os.listdir(
+        "/sys/bus/pci/devices/%s/vfio-dev" % bdf)[0]
+    group = "/dev/vfio/" + os.path.basename(
+        os.readlink("/sys/bus/pci/devices/%s/iommu_group" % bdf))
+    return cdev, group
+
+
 def run_ref(kind, node, spec, tag):
     """Run the reference under the same strace as QEMU; its strace log and
     its own clock's total."""
@@ -632,10 +641,7 @@ def bench_map(names):
     log("== 3. mapping cost, %s MiB, %d runs each, interleaved"
         % (MAP_SIZES, MAP_RUNS))
     bdf = BDFS[0]
-    cdev = "/dev/vfio/devices/" + os.listdir(
-        "/sys/bus/pci/devices/%s/vfio-dev" % bdf)[0]
-    group = "/dev/vfio/" + os.path.basename(
-        os.readlink("/sys/bus/pci/devices/%s/iommu_group" % bdf))
+    cdev, group = vfio_nodes(bdf)
     variants = ["qemu-iommufd", "qemu-legacy", "ref-iommufd", "ref-type1"]
     result = {"sizes_mib": MAP_SIZES, "runs": {}, "median": {},
               "calls": {}, "ref_internal": {}}

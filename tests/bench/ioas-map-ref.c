@@ -14,6 +14,12 @@
  *   ioas-map-ref type1 GROUP SPEC       /dev/vfio/vfio + the group:
  *                                       SET_CONTAINER, SET_IOMMU, then
  *                                       VFIO_IOMMU_MAP_DMA
+ *   ... cycles N                        instead of a SPEC: N cycles of
+ *                                       mapping one 4 KiB page (already
+ *                                       faulted in, as guest RAM a guest
+ *                                       maps through its vIOMMU) at IOVA
+ *                                       0x100000 and unmapping it, the
+ *                                       host side of a vIOMMU map+unmap
  *   ... SPEC THREADS [MEMORY]           the same calls from THREADS
  *                                       threads, each taking the next
  *                                       call of SPEC; MEMORY is anon (the
@@ -27,8 +33,9 @@
  * (and 2 MiB alignment) is the same: the program maps its memory at the
  * same addresses when it can.  Output: "map IOVA SIZE NS" per call,
  * "total NS COUNT" (the sum of the calls' times) and "wall NS" (first
- * call started to last call done).  Exit status 0, or 1 with a message if
- * a call failed.
+ * call started to last call done); for cycles, "cycles N MEDIAN_NS MIN_NS
+ * MAX_NS" of one map+unmap pair.  Exit status 0, or 1 with a message if a
+ * call failed.
  *
  * Copyright (c) 2026 The qemu-iommufd developers
  *
@@ -76,6 +83,9 @@ static int nmaps;
 enum memory { MEM_ANON, MEM_HUGETLB, MEM_PREALLOC };
 static enum memory memory = MEM_ANON;
 static int nthreads = 1;
+static int ncycles;             /* cycles N instead of a SPEC */
+
+#define CYCLE_IOVA 0x100000
 
 static void die(const char *fmt, ...)
 {
@@ -309,6 +319,64 @@ static void map_type1(int container, uint32_t ioas, struct map *m)
     xioctl(container, VFIO_IOMMU_MAP_DMA, &map, "VFIO_IOMMU_MAP_DMA");
 }
 
+static void unmap_iommufd(int iommufd, uint32_t ioas, struct map *m)
+{
+    struct iommu_ioas_unmap unmap = {
+        .size = sizeof(unmap),
+        .ioas_id = ioas,
+        .iova = m->iova,
+        .length = m->size,
+    };
+
+    xioctl(iommufd, IOMMU_IOAS_UNMAP, &unmap, "IOMMU_IOAS_UNMAP");
+}
+
+static void unmap_type1(int container, uint32_t ioas, struct map *m)
+{
+    struct vfio_iommu_type1_dma_unmap unmap = {
+        .argsz = sizeof(unmap),
+        .iova = m->iova,
+        .size = m->size,
+    };
+
+    (void)ioas;
+    xioctl(container, VFIO_IOMMU_UNMAP_DMA, &unmap, "VFIO_IOMMU_UNMAP_DMA");
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+    return x < y ? -1 : x > y;
+}
+
+/* ncycles of map + unmap of one faulted-in page; print the median. */
+static void run_cycles(map_fn map, map_fn unmap, int fd, uint32_t ioas)
+{
+    long page = sysconf(_SC_PAGESIZE);
+    struct map m = { .iova = CYCLE_IOVA, .size = page };
+    uint64_t *ns = calloc(ncycles, sizeof(*ns));
+
+    m.host = mmap(NULL, page, PROT_READ | PROT_WRITE,
+                  MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (m.host == MAP_FAILED || !ns) {
+        die("out of memory");
+    }
+    memset(m.host, 0x5a, page);
+    for (int i = 0; i < ncycles; i++) {
+        uint64_t t0 = now_ns();
+
+        map(fd, ioas, &m);
+        unmap(fd, ioas, &m);
+        ns[i] = now_ns() - t0;
+    }
+    qsort(ns, ncycles, sizeof(*ns), cmp_u64);
+    printf("cycles %d %" PRIu64 " %" PRIu64 " %" PRIu64 "\n", ncycles,
+           ns[ncycles / 2], ns[0], ns[ncycles - 1]);
+    free(ns);
+    munmap(m.host, page);
+}
+
 static int run_iommufd(const char *cdev)
 {
     int iommufd = xopen("/dev/iommu");
@@ -325,7 +393,11 @@ static int run_iommufd(const char *cdev)
     xioctl(devfd, VFIO_DEVICE_ATTACH_IOMMUFD_PT, &attach,
            "VFIO_DEVICE_ATTACH_IOMMUFD_PT");
 
-    run_all(map_iommufd, iommufd, alloc.out_ioas_id);
+    if (ncycles) {
+        run_cycles(map_iommufd, unmap_iommufd, iommufd, alloc.out_ioas_id);
+    } else {
+        run_all(map_iommufd, iommufd, alloc.out_ioas_id);
+    }
     close(devfd);       /* unbinds and detaches; then the IOAS goes */
     close(iommufd);
     return 0;
@@ -341,7 +413,11 @@ static int run_type1(const char *group_path)
     if (ioctl(container, VFIO_SET_IOMMU, VFIO_TYPE1v2_IOMMU)) {
         die("VFIO_SET_IOMMU: %s", strerror(errno));
     }
-    run_all(map_type1, container, 0);
+    if (ncycles) {
+        run_cycles(map_type1, unmap_type1, container, 0);
+    } else {
+        run_all(map_type1, container, 0);
+    }
     close(group);
     close(container);
     return 0;
@@ -415,8 +491,18 @@ int main(int argc, char **argv)
         fprintf(stderr, "usage: ioas-map-ref ioctls\n"
                 "       ioas-map-ref iommufd CDEV SPEC [THREADS [MEMORY]]\n"
                 "       ioas-map-ref type1 GROUP SPEC [THREADS [MEMORY]]\n"
+                "       ioas-map-ref iommufd|type1 CDEV|GROUP cycles N\n"
                 "MEMORY: anon (default), hugetlb or prealloc\n");
         return 2;
+    }
+    if (!strcmp(argv[3], "cycles")) {
+        ncycles = argc == 5 ? atoi(argv[4]) : 0;
+        if (ncycles < 1) {
+            die("cycles wants a count");
+        }
+        setvbuf(stdout, NULL, _IOFBF, 1 << 16);
+        return !strcmp(argv[1], "iommufd") ? run_iommufd(argv[2])
+                                           : run_type1(argv[2]);
     }
     if (argc > 4) {
         nthreads = atoi(argv[4]);

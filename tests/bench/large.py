@@ -24,7 +24,7 @@ import time
 import types
 
 from driver import LOGS, QUICK, REF, QEMU, log, median, read_trace, hexarg, \
-    map_spec
+    map_spec, vfio_nodes
 
 SIZES_GIB = [int(x) for x in os.environ.get(
     "BENCH_LARGE_SIZES", "1 2" if QUICK else "1 2 4 8").split()]
@@ -158,10 +158,7 @@ def hugepages(n):
 
 def bench_large(bdfs):
     bdf = bdfs[0]
-    cdev = "/dev/vfio/devices/" + os.listdir(
-        "/sys/bus/pci/devices/%s/vfio-dev" % bdf)[0]
-    group = "/dev/vfio/" + os.path.basename(
-        os.readlink("/sys/bus/pci/devices/%s/iommu_group" % bdf))
+    cdev, group = vfio_nodes(bdf)
     log("== large guests: %s GiB, %s, %d runs each"
         % (SIZES_GIB, ", ".join(KINDS), RUNS))
     os.makedirs(os.path.join(LOGS, "guests"), exist_ok=True)

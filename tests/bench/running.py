@@ -14,7 +14,8 @@ initramfs, edu_guest.ko and guest-vfio) booted on our QEMU in L1.
 - vIOMMU map+unmap rate: guest-vfio in a guest with intel-iommu
   (caching-mode), 2000 IOMMU_IOAS_MAP + UNMAP cycles of one page in the
   guest, each a vIOMMU invalidation that QEMU turns into a host map or
-  unmap: cycles per second.
+  unmap: cycles per second.  Beside it, the kernel's own cost of that host
+  map + unmap: ioas-map-ref's cycles of one page on each path, no guest.
 
 The guest-side figures are timed in L1 around the guest command (the
 guest's busybox has no sub-second clock); the time of an empty command
@@ -23,9 +24,10 @@ guest's busybox has no sub-second clock); the time of an empty command
 
 import os
 import statistics
+import subprocess
 import time
 
-from driver import QUICK, log, median
+from driver import QUICK, REF, log, median, vfio_nodes
 from large import guest_args
 
 RUNS = int(os.environ.get("BENCH_RUNNING_RUNS", 1 if QUICK else 2))
@@ -108,6 +110,21 @@ def viommu_guest(variant, bdf, i):
         g.keep(False)
 
 
+def ref_cycles(bdf):
+    """The kernel's own map + unmap of one page, median ns, per path."""
+    cdev, group = vfio_nodes(bdf)
+    out = {"iommufd": [], "type1": []}
+    for i in range(3):
+        for kind in (("iommufd", "type1") if i % 2 == 0
+                     else ("type1", "iommufd")):
+            node = cdev if kind == "iommufd" else group
+            res = subprocess.run([REF, kind, node, "cycles", str(CYCLES)],
+                                 check=True, capture_output=True,
+                                 text=True).stdout.split()
+            out[kind].append(int(res[2]) / 1e9)
+    return out
+
+
 def bench_running(bdfs):
     bdf = bdfs[0]
     log("== running guest: %d runs each, interleaved" % RUNS)
@@ -126,9 +143,13 @@ def bench_running(bdfs):
         if v in viommu:
             med[v]["cycles_per_s"] = median(
                 [r["cycles_per_s"] for r in viommu[v]])
+    ref = ref_cycles(bdf)
     for v in VARIANTS:
         log("  %-8s " % v + ", ".join(
             "%s %s" % (k, "—" if x is None else "%.4g" % x)
             for k, x in med[v].items()))
+    log("  kernel's own map+unmap of a page: " + ", ".join(
+        "%s %.1f us" % (k, median(x) * 1e6) for k, x in ref.items()))
     return {"runs": runs, "viommu": viommu, "median": med,
-            "dma_rounds": DMA_ROUNDS, "irqs": IRQS, "cycles": CYCLES}
+            "dma_rounds": DMA_ROUNDS, "irqs": IRQS, "cycles": CYCLES,
+            "ref_cycle": ref}
