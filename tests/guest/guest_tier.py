@@ -137,6 +137,45 @@ class QMPError(Exception):
     pass
 
 
+def read_agent(guest, marker, timeout):
+    """
+    Read l2-init's control line (ttyS1) up to a line that starts with
+    @marker: the output before it, and the rest of that line.  @guest has
+    .agent (the socket), .buf, .nudges and .name, and says how QEMU's end
+    is checked (agent_check) and what a silent guest raises
+    (agent_timeout).
+    """
+    deadline = time.time() + timeout
+    quiet_since = time.time()
+    while True:
+        m = re.search(rb'^' + re.escape(marker) + rb'([^\n]*)\n', guest.buf,
+                      re.M)
+        if m:
+            before, guest.buf = guest.buf[:m.start()], guest.buf[m.end():]
+            return before.decode(errors='replace'), m.group(1).decode().strip()
+        left = deadline - time.time()
+        if left <= 0:
+            raise guest.agent_timeout(marker, timeout)
+        guest.agent_check()
+        guest.agent.settimeout(min(left, 1.0))
+        try:
+            data = guest.agent.recv(65536)
+        except socket.timeout:
+            # Nested on TCG, a halted L2 vCPU has been seen to miss its
+            # timer and sleep for good.  An empty line (which the agent
+            # skips) raises a UART interrupt that wakes it; count these,
+            # the tiers report them.
+            if time.time() - quiet_since > NUDGE_AFTER:
+                guest.agent.sendall(b'\n')
+                guest.nudges += 1
+                quiet_since = time.time()
+            continue
+        if not data:
+            raise Fail(f'{guest.name}: control channel closed')
+        quiet_since = time.time()
+        guest.buf += data
+
+
 class Guest:
     """One L2 guest: our QEMU with a kernel, our initramfs and devices."""
 
@@ -270,43 +309,19 @@ class Guest:
         """Read the agent channel up to a line starting with marker."""
         if self.dead:
             raise Hang(f'{self.name}: {self.dead}')
-        deadline = time.time() + timeout
-        quiet_since = time.time()
-        while True:
-            m = re.search(rb'^' + re.escape(marker) + rb'([^\n]*)\n', self.buf,
-                          re.M)
-            if m:
-                before = self.buf[:m.start()]
-                self.buf = self.buf[m.end():]
-                return before.decode(errors='replace'), \
-                    m.group(1).decode().strip()
-            left = deadline - time.time()
-            if left <= 0:
-                self.dump_threads()
-                # Its answer may still come: the channel is out of step.
-                self.dead = f'no answer since a timeout ({marker.decode()})'
-                raise Hang(f'{self.name}: no {marker.decode()} within '
-                           f'{timeout} s; console: {self.console_tail()}')
-            if self.proc.poll() is not None:
-                raise Fail(f'{self.name}: QEMU exited with status '
-                           f'{self.proc.returncode}: {self.errors()}')
-            self.agent.settimeout(min(left, 1.0))
-            try:
-                data = self.agent.recv(65536)
-            except socket.timeout:
-                # Nested on TCG, a halted L2 vCPU has been seen to miss
-                # its timer and sleep for good.  An empty line (which the
-                # agent skips) raises a UART interrupt that wakes it; count
-                # these, the tier reports them.
-                if time.time() - quiet_since > NUDGE_AFTER:
-                    self.agent.sendall(b'\n')
-                    self.nudges += 1
-                    quiet_since = time.time()
-                continue
-            if not data:
-                raise Fail(f'{self.name}: control channel closed')
-            quiet_since = time.time()
-            self.buf += data
+        return read_agent(self, marker, timeout)
+
+    def agent_check(self):
+        if self.proc.poll() is not None:
+            raise Fail(f'{self.name}: QEMU exited with status '
+                       f'{self.proc.returncode}: {self.errors()}')
+
+    def agent_timeout(self, marker, timeout):
+        self.dump_threads()
+        # Its answer may still come: the channel is out of step.
+        self.dead = f'no answer since a timeout ({marker.decode()})'
+        return Hang(f'{self.name}: no {marker.decode()} within {timeout} s; '
+                    f'console: {self.console_tail()}')
 
     def dump_threads(self):
         """

@@ -32,8 +32,8 @@ import xml.etree.ElementTree as ET
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                 '..', 'guest'))
-from guest_tier import Fail, Hang, check, kv, insmod, guest_edus, guest_dma, \
-    edu_attr                                            # noqa: E402
+from guest_tier import Fail, Hang, NUDGE_AFTER, check, kv, insmod, \
+    guest_edus, guest_dma, edu_attr, read_agent         # noqa: E402
 
 MIB = 1 << 20
 GUEST_MIB = 256
@@ -246,8 +246,6 @@ class Domain:
     which answers with its output and "@@RC <status>"; it says "@@READY"
     when it boots.  Has the .sh() that guest_tier's helpers use."""
 
-    NUDGE_AFTER = 15
-
     def __init__(self, tier, name, xml):
         self.t = tier
         self.args = tier.args
@@ -272,34 +270,15 @@ class Domain:
 
     def read_until(self, marker, timeout):
         """The output before a line starting with @marker, and its rest."""
-        deadline = time.time() + timeout
-        quiet_since = time.time()
-        while True:
-            m = re.search(rb'^' + re.escape(marker) + rb'([^\n]*)\n', self.buf,
-                          re.M)
-            if m:
-                before, self.buf = self.buf[:m.start()], self.buf[m.end():]
-                return before.decode(errors='replace'), m.group(1).decode().strip()
-            if time.time() >= deadline:
-                raise Hang(f'{self.name}: no {marker.decode()} within '
-                           f'{timeout} s; console: {self.console_tail()}; '
-                           f'{self.hang_report()}')
-            check(self.alive(), f'{self.name}: QEMU is gone: '
-                  f'{self.errors()[-500:]}')
-            self.agent.settimeout(1.0)
-            try:
-                data = self.agent.recv(65536)
-            except socket.timeout:
-                # As in the guest tier: a halted L2 vCPU (nested on TCG) may
-                # miss its timer; an empty line, which l2-init skips, wakes it.
-                if time.time() - quiet_since > self.NUDGE_AFTER:
-                    self.agent.sendall(b'\n')
-                    self.nudges += 1
-                    quiet_since = time.time()
-                continue
-            check(data, f'{self.name}: control line closed')
-            quiet_since = time.time()
-            self.buf += data
+        return read_agent(self, marker, timeout)
+
+    def agent_check(self):
+        check(self.alive(), f'{self.name}: QEMU is gone: '
+              f'{self.errors()[-500:]}')
+
+    def agent_timeout(self, marker, timeout):
+        return Hang(f'{self.name}: no {marker.decode()} within {timeout} s; '
+                    f'console: {self.console_tail()}; {self.hang_report()}')
 
     def sh(self, cmd, timeout=120, ok=True):
         """Run @cmd in the guest: its output (and status unless @ok)."""
@@ -461,7 +440,7 @@ class Domain:
 
     def keep(self, failed):
         if self.nudges:
-            note(f'{self.name}: the guest was silent for {self.NUDGE_AFTER} s '
+            note(f'{self.name}: the guest was silent for {NUDGE_AFTER} s '
                  f'and woken by a byte on its control line {self.nudges} '
                  f'time(s)')
         if not (failed and self.args.logdir):
