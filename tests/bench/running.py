@@ -30,7 +30,7 @@ import time
 from driver import QUICK, REF, log, median, vfio_nodes
 from large import guest_args
 
-RUNS = int(os.environ.get("BENCH_RUNNING_RUNS", 1 if QUICK else 2))
+RUNS = int(os.environ.get("BENCH_RUNNING_RUNS", 1 if QUICK else 3))
 DMA_ROUNDS = 20
 IRQS = 2000
 CYCLES = int(os.environ.get("BENCH_RUNNING_CYCLES", "2000"))

@@ -219,6 +219,7 @@ def domain_xml(name, emulator, devices='', top='', trace=False, ports=0):
   </features>
   <cpu mode='host-passthrough' check='none' migratable='off'>
     <feature policy='disable' name='svm'/>
+    <feature policy='disable' name='tsc-deadline'/>
   </cpu>
   <on_poweroff>destroy</on_poweroff>
   <on_reboot>restart</on_reboot>

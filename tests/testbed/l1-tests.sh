@@ -3,6 +3,7 @@
 # and count their TAP results.  Nothing may be skipped here: the test bed
 # has the devices, so a skip would mean a case did not run.
 # Usage (through run-l1.sh): tests/testbed/l1-tests.sh BUILDDIR [TEST...]
+# L1_TIER names the tier in its lines (default testbed).
 set -u
 
 # A TEST is a qtest in BUILDDIR/tests/qtest, or "libvirt" for
@@ -14,9 +15,10 @@ shift
     set -- vfio-edu-test vfio-iommufd-test vfio-iommufd-map-test libvirt
 export QTEST_QEMU_BINARY="$obj/qemu-system-x86_64"
 
+tier=${L1_TIER:-testbed}
 passed=0 failed=0
 for t in "$@"; do
-    echo "=== testbed: $t"
+    echo "=== $tier: $t"
     out=$(mktemp)
     if [ "$t" = libvirt ]; then
         "$repo/tests/libvirt/launcher.py" --qemu "$QTEST_QEMU_BINARY" \
@@ -30,13 +32,13 @@ for t in "$@"; do
     skip=$(grep -c '^ok .*# SKIP' "$out")
     bad=$(grep -c '^not ok ' "$out")
     if [ "$rc" != 0 ] && [ "$bad" = 0 ]; then
-        echo "testbed: $t exited with status $rc"
+        echo "$tier: $t exited with status $rc"
         bad=1
     fi
     passed=$((passed + ok - skip))
     failed=$((failed + bad + skip))
-    [ "$skip" = 0 ] || echo "testbed: $t skipped $skip case(s), which must run here"
+    [ "$skip" = 0 ] || echo "$tier: $t skipped $skip case(s), which must run here"
     rm -f "$out"
 done
-echo "testbed: $passed passed, $failed failed"
+echo "$tier: $passed passed, $failed failed"
 [ "$failed" = 0 ]
