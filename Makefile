@@ -107,7 +107,8 @@ demo: build testbed-deps
 # Benchmarks (not tests): iommufd against legacy and the raw kernel cost,
 # in the test bed (L1 with 10 GiB), large guests of 1-8 GiB, mapping with
 # threads, and running L2 guests of the guest tier; writes
-# docs/bench/REPORT.md, results.json and its plots (about 40 minutes).
+# docs/bench/REPORT.md, results.json and its plots (about 20 minutes on
+# an idle 2-core machine, up to 45 under load).
 bench: build testbed-deps
 	@tests/bench/run.sh $(OBJ)
 
