@@ -476,8 +476,9 @@ class Report:
                  "| L1 transparent huge pages | %s |" % env["thp"],
                  "| emulator measured (L2) | %s, `build/obj` of this tree, "
                  "-machine pc (sections 1-5), q35 with KVM in L1 (nested "
-                 "SVM), -cpu max,-svm,-vmx,-tsc-deadline, one vCPU, the test bed's kernel "
-                 "and the guest tier's initramfs (sections 7 and 8) |"
+                 "SVM), -cpu max,-svm,-vmx,-tsc-deadline, one vCPU, the "
+                 "test bed's kernel and the guest tier's initramfs "
+                 "(sections 7 and 8) |"
                  % env["qemu"],
                  "| L1 load (1/5/15 min) | start %s, end %s |" % (
                      " ".join(raw["l1_loadavg_start"]),

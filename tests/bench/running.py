@@ -111,7 +111,8 @@ def viommu_guest(variant, bdf, i):
 
 
 def ref_cycles(bdf):
-    """The kernel's own map + unmap of one page, median ns, per path."""
+    """The kernel's own map + unmap of one page, per path: the median of
+    each of three ioas-map-ref runs, in seconds."""
     cdev, group = vfio_nodes(bdf)
     out = {"iommufd": [], "type1": []}
     for i in range(3):

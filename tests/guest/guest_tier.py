@@ -161,10 +161,10 @@ def read_agent(guest, marker, timeout):
         try:
             data = guest.agent.recv(65536)
         except socket.timeout:
-            # Nested on TCG, a halted L2 vCPU has been seen to miss its
-            # timer and sleep for good.  An empty line (which the agent
-            # skips) raises a UART interrupt that wakes it; count these,
-            # the tiers report them.
+            # A guard: nested on TCG, a halted L2 vCPU was seen to miss
+            # its TSC-deadline timer (now off, see Guest) and sleep for
+            # good.  An empty line (which the agent skips) raises a UART
+            # interrupt that wakes it; the tiers report how often.
             if time.time() - quiet_since > NUDGE_AFTER:
                 guest.agent.sendall(b'\n')
                 guest.nudges += 1
@@ -199,9 +199,10 @@ class Guest:
         if viommu:
             machine += ',kernel-irqchip=split'
             append += ' intel_iommu=on iommu.strict=1'
-        # No TSC-deadline timer: L1's KVM, itself on TCG, now and then
-        # lost the guest's deadline and left its vCPU halted for good
-        # (README.md, "How it runs"); the one-shot APIC timer it keeps.
+        # No TSC-deadline timer: L1's KVM, itself on TCG, lost the
+        # guest's deadlines and left its vCPU halted for good (README.md,
+        # "How it runs"); the guest then uses the APIC timer's one-shot
+        # mode, which L1's KVM delivers.
         cmd = [args.qemu, '-machine', machine, '-accel', 'kvm',
                '-cpu', 'max,-svm,-vmx,-tsc-deadline', '-smp', '1', '-m', mem,
                '-nodefaults', '-no-user-config', '-display', 'none',
@@ -1304,13 +1305,13 @@ class Tier:
                               r'chunks=(\d+) threads=(\d+)', text)
             done = re.findall(r'vfio_dma_map_chunks_done .* ret=(-?\d+)',
                               text)
-            mapped = sum(int(sz, 16) for i, sz, c, n, t in runs
-                         if addr <= int(i, 16) < addr + size and
-                         int(c, 16) == 2 * MIB and int(t) == threads)
-            check(mapped == plug and done and set(done) == {'0'},
+            ours = [r for r in runs if addr <= int(r[0], 16) < addr + size
+                    and int(r[2], 16) == 2 * MIB and int(r[4]) == threads]
+            mapped = sum(int(r[1], 16) for r in ours)
+            check(mapped == plug and set(done) == {'0'},
                   f'the plug mapped {plug // MIB} MiB in 2 MiB chunks from '
                   f'{threads} threads: {runs}, done {done}')
-            chunked = (f'; mapped in {sum(int(n) for *_, n, t in runs)} '
+            chunked = (f'; mapped in {sum(int(r[3]) for r in ours)} '
                        f'chunks of 2 MiB by {threads} threads')
         r = edu_attr(g, bdf, 'edu_dma_range',
                      f'{addr:x} {addr + size:x} 4095')
@@ -1459,8 +1460,8 @@ class Tier:
         paths = self.args.path or PATHS
 
         def run(case, path):
-            # An L2 guest on nested KVM on TCG has been seen to stop for
-            # good at random (a lost interrupt, more often under load).
+            # A guard: an L2 guest on nested KVM on TCG stopped for good
+            # when L1's KVM lost its TSC-deadline timer (now off).
             # A group whose guest stopped answering runs again with fresh
             # guests, up to GROUP_RUNS times in all; a hang in the last
             # run, or any other failure, counts.
