@@ -57,15 +57,22 @@ if [ -f "$dir/complete" ] && [ -f "$dir/bzImage" ]; then
     exit 0
 fi
 
-# The unpacked source is shared by all keys of one package version.
+# The unpacked source is shared by all keys of one package version: one
+# caller unpacks it (builds of other keys wait), into a directory that
+# only gets its name when complete.
 src=$cache/src-$ver/$pkg
+exec 8>"$cache/src-$ver.lock"
+flock 8
 if [ ! -f "$cache/src-$ver/unpacked" ]; then
     say "unpacking $tarball"
-    rm -rf "$cache/src-$ver"
-    mkdir -p "$cache/src-$ver"
-    tar -C "$cache/src-$ver" -xJf "$tarball"
-    touch "$cache/src-$ver/unpacked"
+    rm -rf "$cache/src-$ver" "$cache/src-$ver.tmp"
+    mkdir -p "$cache/src-$ver.tmp"
+    tar -C "$cache/src-$ver.tmp" -xJf "$tarball" || die "cannot unpack $tarball"
+    touch "$cache/src-$ver.tmp/unpacked"
+    mv -T "$cache/src-$ver.tmp" "$cache/src-$ver" ||
+        die "cannot rename the unpacked source"
 fi
+flock -u 8
 
 obj=$dir/build
 log=$dir/build.log
