@@ -36,7 +36,7 @@ QTEST_EXCLUDE := bios-tables-test
 QTEST_SKIP := /x86_64/migration/dirty_ring /x86_64/migration/vcpu_dirty_limit
 
 .PHONY: all build deps tree export checkpatch check check-qtest \
-	check-roundtrip check-testbed check-series check-reliability check-asan \
+	check-roundtrip check-testbed check-watchdog check-series check-reliability check-asan \
 	check-guest check-mdev testbed-deps demo bench clean
 
 all: build
@@ -65,7 +65,7 @@ check-qtest: build
 # Every tier, closing with one "N passed, N failed" line.
 check: build testbed-deps
 	@QTEST_EXCLUDE="$(QTEST_EXCLUDE)" QTEST_SKIP="$(QTEST_SKIP)" scripts/check.sh $(OBJ) \
-		checkpatch roundtrip qtest testbed reliability guest libvirt
+		checkpatch roundtrip qtest testbed watchdog reliability guest libvirt
 
 # The reliability tier alone: fault injection sweep, bad input table,
 # teardown soak (SOAK cycles, default 10) and guest misbehaviour, in L1.
@@ -100,6 +100,10 @@ check-series: tree
 # The real-kernel tier alone (boots L1; see tests/testbed/README.md).
 check-testbed: build testbed-deps
 	@tests/testbed/check.sh $(OBJ)
+
+# The watchdog that ends a frozen L1, tested on an L1 that it stops.
+check-watchdog: build testbed-deps
+	@tests/testbed/check-watchdog.sh $(OBJ)
 
 demo: build testbed-deps
 	@scripts/demo.sh $(OBJ)

@@ -1,7 +1,8 @@
 #!/bin/bash
 # Run every test tier of `make check` and close with one summary line.
 # Usage: scripts/check.sh BUILDDIR TIER...
-#   tiers: checkpatch roundtrip qtest testbed reliability guest libvirt
+#   tiers: checkpatch roundtrip qtest testbed watchdog reliability guest
+#          libvirt
 # QTEST_EXCLUDE lists qtest-x86_64 tests to leave out (see the Makefile).
 set -uo pipefail
 
@@ -47,6 +48,9 @@ for tier in "$@"; do
         ;;
     testbed)
         "$repo/tests/testbed/check.sh" "$obj" 2>&1 | tee "$log"
+        ;;
+    watchdog)
+        "$repo/tests/testbed/check-watchdog.sh" "$obj" 2>&1 | tee "$log"
         ;;
     reliability)
         "$repo/tests/faultinject/check.sh" "$obj" 2>&1 | tee "$log"

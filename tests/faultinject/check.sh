@@ -52,8 +52,8 @@ fi
 
 status=0
 # shellcheck disable=SC2086
-"$top/tests/testbed/run-l1.sh" --kernel "$kernel" --results "$results" \
-    --env L1_TIER=reliability "$@" \
+"$top/tests/testbed/l1_tier.py" reliability --kernel "$kernel" \
+    --results "$results" --env L1_TIER=reliability "$@" \
     -- "$top/tests/testbed/l1-tests.sh" "$obj" $tests || status=$?
 
 if [ -n "$sanitizers" ]; then

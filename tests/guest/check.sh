@@ -27,9 +27,11 @@ mkdir -p "$results"
 # L1's edus, all able to reach any address (edu's default mask is 28 bits):
 # one on the root bus per path, two functions of one slot behind a root
 # port (one IOMMU group: only a bus reset resets them), one alone behind a
-# second port.
+# second port.  l1_tier.py closes with the tier's line whatever happens
+# to L1, and runs the groups that did not end again in a new L1 if L1
+# freezes.
 mask=dma_mask=0xffffffffffffffff
-exec "$top/tests/testbed/run-l1.sh" --kernel "$kernel" --results "$results" \
+exec "$top/tests/testbed/l1_tier.py" guest --groups --kernel "$kernel" --results "$results" \
     --mem 3G --timeout "${GUEST_TIMEOUT:-1800}" --no-edu \
     --qemu-arg -device --qemu-arg "edu,addr=0x10,$mask" \
     --qemu-arg -device --qemu-arg "edu,addr=0x11,$mask" \

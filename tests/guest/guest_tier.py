@@ -1458,8 +1458,24 @@ class Tier:
         }
         chosen = self.args.case or list(cases)
         paths = self.args.path or PATHS
+        if self.args.group:
+            groups = [tuple(g.split('/', 1)) for g in self.args.group]
+        else:
+            groups = [(c, p) for c in chosen for p in paths]
+        for case, path in groups:
+            check(case in cases and path in PATHS, f'no group {case}/{path}')
+        # For l1_tier.py, which runs the groups that did not end again in
+        # a new L1 if this one freezes.
+        note('groups: ' + ' '.join(f'{c}/{p}' for c, p in groups))
 
         def run(case, path):
+            note(f'group {case}/{path} begins')
+            try:
+                run_group(case, path)
+            finally:
+                note(f'group {case}/{path} ends')
+
+        def run_group(case, path):
             # A guard: an L2 guest on nested KVM on TCG stopped for good
             # when L1's KVM lost its TSC-deadline timer (now off).
             # A group whose guest stopped answering runs again with fresh
@@ -1487,17 +1503,28 @@ class Tier:
         # at a time.
         alone = ('viommu', 'hot-reset', 'viommu-width', 'mdev')
         t = time.time()
-        for case in chosen:
-            if self.args.jobs > 1 and case not in alone:
-                threads = [threading.Thread(target=run, args=(case, p))
-                           for p in paths]
-                for th in threads:
-                    th.start()
-                for th in threads:
-                    th.join()
-            else:
-                for p in paths:
-                    run(case, p)
+        for i in range(self.args.repeat):
+            if i:
+                note(f'repeat {i + 1} of {self.args.repeat}')
+            done = set()
+            for case, path in groups:
+                if (case, path) in done:
+                    continue
+                side = [p for c, p in groups if c == case and
+                        (c, p) not in done]
+                if self.args.jobs > 1 and case not in alone and len(side) > 1:
+                    threads = [threading.Thread(target=run, args=(case, p))
+                               for p in side]
+                    for th in threads:
+                        th.start()
+                    for th in threads:
+                        th.join()
+                    done.update((case, p) for p in side)
+                else:
+                    run(case, path)
+                    done.add((case, path))
+            if self.res.failed:
+                break
         note(f'all cases took {time.time() - t:.0f} s')
         note(f'guests woken by a byte after {NUDGE_AFTER} s of silence: '
              f'{", ".join(NUDGED) or "none"}; groups run again after '
@@ -1604,6 +1631,12 @@ def main():
     ap.add_argument('--logdir', help='where logs of failed guests go')
     ap.add_argument('--case', action='append')
     ap.add_argument('--path', action='append', choices=PATHS)
+    ap.add_argument('--group', action='append',
+                    help='CASE/PATH: run exactly these groups, in order '
+                    '(instead of --case and --path)')
+    ap.add_argument('--repeat', type=int, default=1,
+                    help='run the groups this many times, stopping after '
+                    'a run with a failure (to hunt rare hangs)')
     ap.add_argument('--reboots', type=int, default=20)
     ap.add_argument('--cycles', type=int, default=10000)
     ap.add_argument('--mdev-cycles', type=int, default=20)

@@ -39,7 +39,7 @@ mkdir -p "$results"
 # reset: edu has no FLR) when it takes it from its driver itself.
 mask=dma_mask=0xffffffffffffffff
 # shellcheck disable=SC2086
-exec "$top/tests/testbed/run-l1.sh" --kernel "$kernel" --results "$results" \
+exec "$top/tests/testbed/l1_tier.py" libvirt --kernel "$kernel" --results "$results" \
     --timeout "${LIBVIRT_TIMEOUT:-1200}" --no-edu \
     --qemu-arg -device --qemu-arg "edu,addr=0x10,$mask" \
     --qemu-arg -device --qemu-arg pcie-root-port,id=rp1,chassis=1,slot=1,addr=0x1c \

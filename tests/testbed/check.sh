@@ -14,5 +14,5 @@ kernel=$("$here/build-kernel.sh" | tail -n 1)
 results=$obj/testbed
 rm -rf "$results"
 mkdir -p "$results"
-exec "$here/run-l1.sh" --kernel "$kernel" --results "$results" \
+exec "$here/l1_tier.py" testbed --kernel "$kernel" --results "$results" \
     -- "$here/l1-tests.sh" "$obj" "$@"

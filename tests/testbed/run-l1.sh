@@ -17,8 +17,10 @@
 #   --no-edu       leave out the two default edu devices (give your own
 #                  with --qemu-arg)
 #   $L1_QEMU       outer emulator (default qemu-system-x86_64)
-# Exit status: the command's, 124 on timeout (default 1200 s), 125 if L1
-# failed to set up or finish.
+#   $L1_SILENCE    seconds of console silence before the watchdog acts
+#                  (default 90; 0 turns the watchdog off)
+# Exit status: the command's, 123 when L1 froze (see l1_watchdog.py), 124
+# on timeout (default 1200 s), 125 if L1 failed to set up or finish.
 set -eu
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -91,21 +93,59 @@ append="$append ro root=hostroot rootfstype=9p"
 append="$append rootflags=trans=virtio,version=9p2000.L,msize=512000,cache=loose"
 append="$append L1_RESULTS=$results init=/bin/sh -- $here/l1-init"
 
+# Two monitors of the outer emulator: one the watchdog keeps connected,
+# one for whoever else wants to look (its path is in .l1/qmp).  A unix
+# socket path must stay short: they live in a directory of their own.
+sockdir=$(mktemp -d "${TMPDIR:-/tmp}/l1-qmp.XXXXXX")
+qmp=$sockdir/watchdog.sock
+echo "$sockdir/qmp.sock" >"$ctl/qmp"
+
 eval "set -- $extra"
 say "booting L1 (kernel $kernel, results $results)"
 start=$(date +%s)
 rc=0
-timeout --foreground -k 10 "$timeout" "$qemu" \
+timeout -k 10 "$timeout" "$qemu" \
     -machine q35 -accel tcg -m "$mem" -smp 2 -cpu EPYC \
     -nodefaults -display none -no-reboot \
     -serial file:"$log" -serial stdio \
+    -qmp unix:"$qmp",server=on,wait=off \
+    -qmp unix:"$sockdir/qmp.sock",server=on,wait=off -pidfile "$ctl/qemu.pid" \
     -device intel-iommu,intremap=on \
     $edus \
     -virtfs local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap,id=hostroot \
     -virtfs local,path="$results",mount_tag=results,security_model=none,id=results \
     -kernel "$kernel" -append "$append" \
-    "$@" </dev/null 2>"$ctl/qemu.err" || rc=$?
+    "$@" </dev/null 2>"$ctl/qemu.err" &
+qpid=$!
+
+# The watchdog watches L1's console from out here (l1_watchdog.py); it
+# needs QEMU's Python library (qemu.qmp) from the assembled tree.
+wpid=
+pylib=${L1_QEMU_PYTHON:-$here/../../build/qemu/python}
+if [ "${L1_SILENCE:-90}" != 0 ]; then
+    if [ -d "$pylib/qemu/qmp" ]; then
+        PYTHONPATH=$pylib${PYTHONPATH:+:$PYTHONPATH} \
+            python3 "$here/l1_watchdog.py" --ctl "$ctl" --qmp "$qmp" \
+            --pidfile "$ctl/qemu.pid" --silence "${L1_SILENCE:-90}" \
+            --system-map "$(dirname "$kernel")/build/System.map" &
+        wpid=$!
+    else
+        say "no watchdog: QEMU's Python library is not at $pylib (make tree)"
+    fi
+fi
+# A background job ignores SIGINT: pass an interrupt on.
+trap 'kill $qpid $wpid 2>/dev/null' INT TERM HUP
+wait $qpid || rc=$?
+trap - INT TERM HUP
+if [ -n "$wpid" ]; then
+    kill "$wpid" 2>/dev/null || true
+    wait "$wpid" 2>/dev/null || true
+fi
+rm -rf "$sockdir"
 took=$(($(date +%s) - start))
+if [ -f "$ctl/watchdog.log" ]; then
+    say "the watchdog fired $(grep -c . "$ctl/watchdog.log") time(s), L1 woke $(grep -c '^woke' "$ctl/watchdog.log") time(s); state in $ctl/watchdog.txt"
+fi
 
 fail() {
     say "$1"
@@ -118,10 +158,17 @@ fail() {
         say "last console lines:"
         tail -n 20 "$log" | tr -d '\r' | sed 's/^/  /' >&2
     fi
+    if [ -f "$ctl/watchdog.txt" ]; then
+        say "where L1's vCPUs were:"
+        sed -n '/^--- where the vCPUs are/,/^---/p' "$ctl/watchdog.txt" |
+            grep '^CPU' | sed 's/^/  /' >&2
+    fi
     say "console log: $log"
     exit "$2"
 }
-if [ "$rc" = 124 ] || [ "$rc" = 137 ]; then
+if [ -f "$ctl/frozen" ]; then
+    fail "$(cat "$ctl/frozen")" 123
+elif [ "$rc" = 124 ] || [ "$rc" = 137 ]; then
     fail "L1 timed out after $timeout s" 124
 elif [ -f "$ctl/status" ]; then
     status=$(cat "$ctl/status")

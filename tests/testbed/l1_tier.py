@@ -1,0 +1,149 @@
+#!/usr/bin/python3
+"""
+Run a test tier in the test bed's L1 and always close with its one line
+"NAME: N passed, M failed", whatever happens to L1.
+
+The command runs through run-l1.sh; its output is passed on as it comes.
+When L1 ends normally, the tier's own closing line is taken.  When it does
+not (it froze and run-l1.sh's watchdog ended it, it timed out, it failed to
+boot), the results printed so far count and the end counts as one failure.
+
+With --groups, the command is a tier that runs named groups of cases and
+says so (guest_tier.py): "# groups: A B ..." first, then "# group A
+begins" and "# group A ends" around each.  If L1 freezes, the groups that
+did not end run again in a new L1 (`--group A --group B ...` appended to
+the command); the group that was running when L1 froze runs again once,
+and if L1 freezes in it again, it fails.  The frozen L1's logs stay in
+RESULTS/.l1.froze-N.
+
+Usage: l1_tier.py NAME [--groups] RUN_L1_OPTION... -- COMMAND [ARGS...]
+"""
+
+import os
+import re
+import signal
+import subprocess
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+RUN_L1 = os.path.join(HERE, 'run-l1.sh')
+FROZE = 123
+RESULT = re.compile(r'^(not )?ok\b')
+
+
+def say(name, msg):
+    print(f'{name}: {msg}', flush=True)
+
+
+def run_once(name, l1_args, command):
+    """One L1: its exit status, the tier's summary (or None), the TAP
+    results and group notes seen."""
+    proc = subprocess.Popen([RUN_L1] + l1_args + ['--'] + command,
+                            stdout=subprocess.PIPE, stdin=subprocess.DEVNULL,
+                            text=True, errors='replace', bufsize=1)
+    try:
+        return read(name, proc)
+    finally:
+        if proc.poll() is None:
+            # Interrupted: run-l1.sh ends its L1.
+            proc.terminate()
+            proc.wait()
+
+
+def read(name, proc):
+    summary = None
+    passed = failed = 0
+    groups, began, ended = [], [], []
+    for line in proc.stdout:
+        m = re.match(rf'^{re.escape(name)}: (\d+) passed, (\d+) failed', line)
+        if m:
+            summary = (int(m.group(1)), int(m.group(2)))
+            continue
+        print(line, end='', flush=True)
+        m = RESULT.match(line)
+        if m:
+            if m.group(1) or '# SKIP' in line:
+                failed += 1
+            else:
+                passed += 1
+        m = re.match(r'^# groups: (.*)', line)
+        if m:
+            groups = m.group(1).split()
+        m = re.match(r'^# group (\S+) (begins|ends)', line)
+        if m:
+            (began if m.group(2) == 'begins' else ended).append(m.group(1))
+    rc = proc.wait()
+    return rc, summary, (passed, failed), groups, began, ended
+
+
+def keep_logs(l1_args, n):
+    """The next L1 starts a new RESULTS/.l1: keep the frozen one's."""
+    if '--results' in l1_args:
+        ctl = os.path.join(l1_args[l1_args.index('--results') + 1], '.l1')
+        if os.path.isdir(ctl):
+            os.rename(ctl, f'{ctl}.froze-{n}')
+
+
+def main():
+    argv = sys.argv[1:]
+    name = argv.pop(0)
+    grouped = argv[:1] == ['--groups']
+    if grouped:
+        argv.pop(0)
+    sep = argv.index('--')
+    l1_args, command = argv[:sep], argv[sep + 1:]
+
+    passed = failed = 0
+    freezes, rerun = 0, []
+    todo = None                     # groups left; None: as the tier chooses
+    while True:
+        args = command + [a for g in (todo or []) for a in ('--group', g)]
+        rc, summary, seen, groups, began, ended = run_once(name, l1_args,
+                                                           args)
+        if summary is not None and rc in (0, 1):
+            passed += summary[0]
+            failed += summary[1]
+            break
+        passed += seen[0]
+        failed += seen[1]
+        if rc != FROZE or not grouped:
+            failed += 1
+            say(name, f'L1 ended abnormally (run-l1.sh status {rc}), '
+                'counted as a failure')
+            break
+        freezes += 1
+        if not (todo or groups):
+            # Froze before the tier named its groups: once more, whole.
+            if freezes > 1:
+                failed += 1
+                break
+            say(name, 'L1 froze before the tier began; it runs again')
+            keep_logs(l1_args, freezes)
+            continue
+        todo = [g for g in (todo or groups) if g not in ended]
+        running = [g for g in began if g not in ended]
+        for g in running:
+            if g in rerun:
+                failed += 1
+                todo.remove(g)
+                print(f'not ok - {g}: L1 froze in this group twice', flush=True)
+            else:
+                rerun.append(g)
+        keep_logs(l1_args, freezes)
+        if not todo:
+            break
+        say(name, f'L1 froze; {", ".join(todo)} run again in a new L1')
+    if freezes:
+        print(f'# L1 froze {freezes} time(s); groups run again in a new L1: '
+              f'{", ".join(rerun) or "none"}', flush=True)
+    print(f'{name}: {passed} passed, {failed} failed', flush=True)
+    return 1 if failed else 0
+
+
+def terminated(signum, frame):
+    raise SystemExit(128 + signum)
+
+
+if __name__ == '__main__':
+    signal.signal(signal.SIGTERM, terminated)
+    sys.exit(main())
