@@ -1,7 +1,7 @@
 #!/bin/sh
 # Install the Debian packages a make target needs, when they are missing.
 # Usage: scripts/deps.sh GROUP...   (groups: build src kernel testbed deb
-#                                    libvirt)
+#                                    libvirt bench)
 set -eu
 
 pkgs_build="build-essential pkg-config python3 ninja-build meson
@@ -18,6 +18,8 @@ pkgs_testbed="qemu-system-x86 strace busybox-static cpio gdb"
 # mmdebstrap.
 pkgs_deb="debhelper dpkg-dev"
 pkgs_libvirt="mmdebstrap"
+# tests/bench: the reference program, strace in L1, the report's plots.
+pkgs_bench="build-essential python3 strace gnuplot-nox"
 
 want=""
 for group in "$@"; do

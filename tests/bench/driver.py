@@ -9,7 +9,8 @@ $L1_RESULTS/logs/ (QEMU's trace logs, strace logs, the reference's
 output).  It prints progress and figures; it never judges them.
 Exit status: 0, or 1 if something broke (a QEMU that did not start, ...).
 
-Environment: BENCH_QEMU (our QEMU), BENCH_REF (ioas-map-ref), L1_EDU_BDFS,
+Environment: BENCH_QEMU (our QEMU, default build/obj's of this checkout),
+BENCH_REF (ioas-map-ref, default build/bench's), L1_EDU_BDFS,
 L1_RESULTS; BENCH_KERNEL and BENCH_GUEST_DIR (the guest tier's kernel and
 build directory, for the parts that boot guests); BENCH_QUICK=1 for fewer
 repetitions (a smoke run);
@@ -18,27 +19,31 @@ parts only; BENCH_MAP_SIZES="256 1024" (MiB) and BENCH_MAP_RUNS=N for the
 mapping part; BENCH_LARGE_SIZES="1 2 4 8" (GiB), BENCH_LARGE_RUNS=N,
 BENCH_LARGE_RUNS_OTHER=N, BENCH_PMAP_SIZES="4 8" (GiB), BENCH_PMAP_RUNS=N,
 BENCH_RUNNING_RUNS=N for the large and the running guests and the
-parallel map (large.py, running.py).
+parallel map (large.py, running.py).  PYTHONPATH: tests/ (pylib) and the
+assembled tree's python/ (QEMU's qemu.machine), as run.sh sets it.
 """
 
 import json
 import os
 import re
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-# The guest tier's harness (class Guest) boots the guests of large.py and
-# running.py.
-sys.path.insert(0, os.path.join(HERE, "..", "guest"))
+from pylib import procfs, tracelog
+from pylib.devices import device_arg, path_objects, vfio_props
+from pylib.vm import QtestMachine
 
-QEMU = os.environ.get("BENCH_QEMU", "/work/main/build/obj/qemu-system-x86_64")
-REF = os.environ.get("BENCH_REF", "/work/main/build/bench/ioas-map-ref")
+HERE = os.path.dirname(os.path.abspath(__file__))
+TOP = os.path.dirname(os.path.dirname(HERE))
+
+# Defaults: what `make` and run.sh build in this checkout.
+QEMU = os.environ.get("BENCH_QEMU",
+                      os.path.join(TOP, "build/obj/qemu-system-x86_64"))
+REF = os.environ.get("BENCH_REF", os.path.join(TOP, "build/bench/ioas-map-ref"))
 OUT = os.environ["L1_RESULTS"]
 # Logs go to L1's tmpfs while measuring (the results share is 9p, slow
 # enough to show in the figures) and are copied there at the end.
@@ -53,7 +58,6 @@ MAP_RUNS = int(os.environ.get("BENCH_MAP_RUNS", 1 if QUICK else 4))
 HOTPLUG_CYCLES = 3 if QUICK else 12
 MEMORY_RUNS = 1 if QUICK else 3
 SLOTS = [4, 5]
-ACPI_EJECT_PORT = 0xae08            # ACPI_PCIHP_ADDR + PCI_EJ_BASE (piix4)
 PATHS = ["iommufd", "legacy"]
 
 # Trace events: only what a figure needs, the same for both paths.
@@ -75,177 +79,61 @@ def median(xs):
 
 # --- QEMU under our control ------------------------------------------------
 
-class Vm:
-    """One QEMU, with QMP and the qtest protocol on sockets we listen on."""
+class Vm(QtestMachine):
+    """
+    One QEMU with QMP and the qtest protocol, started at once, its output
+    in LOGS/NAME.log and its trace in LOGS/NAME.trace.  t_exec and t_ready
+    are wall-clock times, as the trace's (-msg timestamp=on) and strace's
+    (-ttt) are, to place its calls in phases.
+    """
 
     def __init__(self, name, args, mem="256M", accel="qtest", events=(),
                  strace=None, extra=()):
-        self.name = name
         self.tmp = tempfile.mkdtemp(prefix="bench-", dir="/tmp")
         self.trace = os.path.join(LOGS, name + ".trace")
         self.strace = os.path.join(LOGS, name + ".strace") if strace else None
-        self.events = []            # QMP events seen
-        self.buf = b""
-        qmp_path = os.path.join(self.tmp, "qmp.sock")
-        qtest_path = os.path.join(self.tmp, "qtest.sock")
-        listeners = []
-        for path in (qmp_path, qtest_path):
-            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            s.bind(path)
-            s.listen(1)
-            s.settimeout(120)
-            listeners.append(s)
-        cmd = [QEMU, "-machine", "pc", "-m", mem, "-nodefaults",
-               "-display", "none", "-accel", accel,
-               "-qtest", "unix:" + qtest_path, "-qmp", "unix:" + qmp_path,
+        cmd = ["-machine", "pc", "-m", mem, "-nodefaults",
                "-msg", "timestamp=on", "-D", self.trace]
         for e in events:
             cmd += ["-trace", "enable=" + e]
         cmd += list(extra) + list(args)
+        wrapper = []
         if strace:
-            cmd = STRACE + ["-e", "trace=" + strace, "-o", self.strace] + cmd
-        self.stderr = open(os.path.join(LOGS, name + ".err"), "w")
+            wrapper = STRACE + ["-e", "trace=" + strace, "-o", self.strace]
+        super().__init__(QEMU, cmd, name, LOGS, wrapper=wrapper,
+                         sock_dir=self.tmp, accel=accel, launch_timeout=120)
         self.t_exec = time.time()
-        self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL,
-                                     stdout=self.stderr,
-                                     stderr=subprocess.STDOUT)
         try:
-            self.qmp, _ = listeners[0].accept()
-            self.qtest, _ = listeners[1].accept()
-        except socket.timeout:
-            self.proc.kill()
-            self.proc.wait()
-            raise RuntimeError("%s: QEMU did not connect (see %s.err)"
-                               % (name, name))
-        finally:
-            for s in listeners:
-                s.close()
-        self.qmp.settimeout(300)
-        self.qtest.settimeout(60)
-        self.greeting = self._recv()
-        self.cmd("qmp_capabilities")
+            self.start()
+        except BaseException:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+            raise
         self.t_ready = time.time()
 
-    def pid(self):
-        """The QEMU process (a child of strace when traced)."""
-        if not self.strace:
-            return self.proc.pid
-        with open("/proc/%d/task/%d/children"
-                  % (self.proc.pid, self.proc.pid)) as f:
-            return int(f.read().split()[0])
-
-    def _recv(self):
-        while b"\n" not in self.buf:
-            data = self.qmp.recv(65536)
-            if not data:
-                raise RuntimeError("%s: QMP connection closed" % self.name)
-            self.buf += data
-        line, self.buf = self.buf.split(b"\n", 1)
-        return json.loads(line)
-
-    def cmd(self, execute, **arguments):
-        msg = {"execute": execute}
-        if arguments:
-            msg["arguments"] = arguments
-        self.qmp.sendall(json.dumps(msg).encode() + b"\n")
-        while True:
-            resp = self._recv()
-            if "event" in resp:
-                self.events.append(resp)
-                continue
-            if "error" in resp:
-                raise RuntimeError("%s: %s: %s" % (self.name, execute,
-                                                   resp["error"]["desc"]))
-            return resp["return"]
-
-    def wait_event(self, name):
-        while True:
-            for i, e in enumerate(self.events):
-                if e["event"] == name:
-                    return self.events.pop(i)
-            self.events.append(self._recv())
-
-    def outl(self, port, value):
-        self.qtest.sendall(b"outl 0x%x 0x%x\n" % (port, value))
-        reply = b""
-        while not reply.endswith(b"\n"):
-            data = self.qtest.recv(4096)
-            if not data:
-                raise RuntimeError("%s: qtest connection closed" % self.name)
-            reply += data
-        if not reply.startswith(b"OK"):
-            raise RuntimeError("%s: qtest outl: %r" % (self.name, reply))
-
-    def unplug(self, dev_id, slot):
-        """device_del, the guest's ACPI eject, then DEVICE_DELETED."""
-        self.cmd("device_del", id=dev_id)
-        self.outl(ACPI_EJECT_PORT, 1 << slot)
-        self.wait_event("DEVICE_DELETED")
-
-    def quit(self):
-        try:
-            self.cmd("quit")
-        except (RuntimeError, OSError):
-            pass
-        try:
-            self.proc.wait(timeout=120)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-        self.qmp.close()
-        self.qtest.close()
-        self.stderr.close()
+    def quit(self, timeout=120):
+        rc = super().quit(timeout)
         shutil.rmtree(self.tmp, ignore_errors=True)
-        return self.proc.returncode
+        return rc
 
 
 def device_args(path, bdf, dev_id, slot):
     """A vfio-pci device's properties, for device_add or -device."""
-    props = {"driver": "vfio-pci", "host": bdf, "id": dev_id,
-             "addr": str(slot)}
-    if path == "iommufd":
-        props["iommufd"] = "iommufd0"
-    return props
+    return vfio_props(path, dev_id, host=bdf, addr=str(slot))
 
 
 def cold_args(path, ndev, map_threads=None):
-    args = []
-    if path == "iommufd":
-        args += ["-object", "iommufd,id=iommufd0" + (
-            ",map-threads=%d" % map_threads if map_threads else "")]
+    args = path_objects(path, map_threads)
     for i in range(ndev):
-        props = device_args(path, BDFS[i], "hostdev%d" % i, SLOTS[i])
-        args += ["-device", ",".join(
-            [props.pop("driver")] + ["%s=%s" % kv for kv in props.items()])]
+        args += device_arg(device_args(path, BDFS[i], "hostdev%d" % i,
+                                       SLOTS[i]))
     return args
 
 
 # --- Logs ------------------------------------------------------------------
 
-TRACE_RE = re.compile(r"^(\d+)@(\d+\.\d+):(\w+) ?(.*)$")
-
-
-def read_trace(path):
-    """[(time, event, args)] of a -msg timestamp=on trace log."""
-    out = []
-    with open(path) as f:
-        for line in f:
-            m = TRACE_RE.match(line.rstrip("\n"))
-            if m:
-                out.append((float(m.group(2)), m.group(3), m.group(4)))
-    return out
-
-
-def first(trace, event):
-    for t, e, _ in trace:
-        if e == event:
-            return t
-    return None
-
-
-def hexarg(args, key):
-    m = re.search(r"\b%s=(0x[0-9a-f]+|\d+)" % key, args)
-    return int(m.group(1), 0) if m else None
+read_trace = tracelog.events
+first = tracelog.first
+hexarg = tracelog.arg
 
 
 STRACE_RE = re.compile(r"^(\d+)\s+(\d+\.\d+) (.*)$")
@@ -522,7 +410,7 @@ def bench_syscalls(names):
     for path in PATHS:
         name = "budget-" + path
         extra = ["-S"] if accel == "kvm" else []
-        marks = []
+        marks = []          # wall-clock: strace -ttt's and the trace's
         vm = Vm(name, cold_args(path, 1), accel=accel, extra=extra,
                 events=MAP_EVENTS, strace="ioctl,openat,close")
         marks.append(("start", vm.t_exec))
@@ -532,10 +420,10 @@ def bench_syscalls(names):
         vm.cmd("device_add", **props)
         time.sleep(0.5)
         marks.append(("unplug", time.time()))
-        vm.unplug("hostdev1", SLOTS[1])
+        vm.acpi_unplug("hostdev1", SLOTS[1])
         time.sleep(0.5)
         marks.append(("unplug-last", time.time()))
-        vm.unplug("hostdev0", SLOTS[0])
+        vm.acpi_unplug("hostdev0", SLOTS[0])
         time.sleep(0.5)
         marks.append(("quit", time.time()))
         vm.quit()
@@ -616,11 +504,7 @@ def strace_map_sum(path, names, name):
 
 def vfio_nodes(bdf):
     """The VFIO cdev and the group node of device @bdf."""
-    cdev = "/dev/vfio/devices/" + os.listdir(
-        "/sys/bus/pci/devices/%s/vfio-dev" % bdf)[0]
-    group = "/dev/vfio/" + os.path.basename(
-        os.readlink("/sys/bus/pci/devices/%s/iommu_group" % bdf))
-    return cdev, group
+    return procfs.cdev_of(bdf), procfs.group_of(bdf)
 
 
 def run_ref(kind, node, spec, tag):
@@ -697,11 +581,12 @@ def bench_map(names):
 # --- 4. Hot-plug cycle -----------------------------------------------------
 
 def hotplug_cycle(vm, path):
+    # Wall-clock marks: strace -ttt's clock, to find the calls between them.
     props = device_args(path, BDFS[0], "hp0", SLOTS[0])
     t0 = time.time()
     vm.cmd("device_add", **props)
     t1 = time.time()
-    vm.unplug("hp0", SLOTS[0])
+    vm.acpi_unplug("hp0", SLOTS[0])
     return t0, t1, time.time()
 
 
@@ -765,16 +650,6 @@ def bench_hotplug(names):
 STATUS_KEYS = ["VmRSS", "RssAnon", "RssFile", "VmLck", "VmPin"]
 
 
-def read_status(pid):
-    out = {}
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            k, _, v = line.partition(":")
-            if k in STATUS_KEYS:
-                out[k] = int(v.split()[0])      # kB
-    return out
-
-
 def bench_memory():
     log("== 5. memory, 0/1/2 devices, %d runs each" % MEMORY_RUNS)
     variants = [("none", 0), ("legacy", 1), ("iommufd", 1), ("legacy", 2),
@@ -786,7 +661,7 @@ def bench_memory():
             args = [] if path == "none" else cold_args(path, n)
             vm = Vm("memory-%s-%d" % (key, i), args)
             time.sleep(0.5)
-            st = read_status(vm.pid())
+            st = procfs.memory_kb(vm.pid, STATUS_KEYS)
             vm.quit()
             runs.setdefault(key, []).append(st)
     med = {k: {s: median([r[s] for r in v]) for s in STATUS_KEYS}
@@ -808,7 +683,7 @@ def environment():
         "uname": sh("uname -srvm"),
         "cpu": sh("grep -m1 'model name' /proc/cpuinfo | cut -d: -f2-"),
         "cpus": os.cpu_count(),
-        "mem_total_kb": int(sh("awk '/MemTotal/ {print $2}' /proc/meminfo")),
+        "mem_total_kb": procfs.meminfo()["MemTotal"],
         "qemu": sh(QEMU + " --version | head -n1"),
         "strace": sh("strace -V | head -n1"),
         "thp": sh("cat /sys/kernel/mm/transparent_hugepage/enabled "
@@ -820,24 +695,18 @@ def environment():
     return env
 
 
-def loadavg():
-    with open("/proc/loadavg") as f:
-        return f.read().split()[:3]
-
-
 def warm_l1_memory():
     """Touch most of L1's free memory once: the outer emulator backs L1's
     RAM on first touch, which costs seconds under TCG and would otherwise
     land on whichever run first uses that memory."""
-    with open("/proc/meminfo") as f:
-        info = {ln.split(":")[0]: int(ln.split()[1]) for ln in f}
+    info = procfs.meminfo()
     size = max(0, info["MemAvailable"] - 384 * 1024) * 1024
-    t0 = time.time()
+    t0 = time.monotonic()
     buf = bytearray(size)
     buf[::4096] = b"\1" * len(range(0, size, 4096))
     del buf
     log("== warmed %d MiB of L1 memory in %.1f s"
-        % (size >> 20, time.time() - t0))
+        % (size >> 20, time.monotonic() - t0))
     return size >> 20
 
 
@@ -846,7 +715,7 @@ def main():
     if len(BDFS) < 2:
         log("needs two edu devices bound to vfio-pci, found %s" % BDFS)
         return 1
-    results = {"env": environment(), "l1_loadavg_start": loadavg()}
+    results = {"env": environment(), "l1_loadavg_start": procfs.loadavg()}
     log("L1: %s, %s, QEMU %s" % (results["env"]["uname"],
                                   results["env"]["cpu"],
                                   results["env"]["qemu"]))
@@ -867,18 +736,19 @@ def main():
     for key, fn in steps:
         if only and key not in only.split(","):
             continue
-        t0 = time.time()
+        t0 = time.monotonic()
         try:
             results[key] = fn()
         except Exception as e:      # record it, go on, fail at the end
             log("!! %s broke: %s" % (key, e))
             results.setdefault("errors", {})[key] = str(e)
             rc = 1
-        log("   (%s took %.0f s)" % (key, time.time() - t0))
-        results.setdefault("took", {})[key] = time.time() - t0
+        took = time.monotonic() - t0
+        log("   (%s took %.0f s)" % (key, took))
+        results.setdefault("took", {})[key] = took
         # After every part: what L1's timeout would otherwise lose.
         write_results(results)
-    results["l1_loadavg_end"] = loadavg()
+    results["l1_loadavg_end"] = procfs.loadavg()
     write_results(results)
     shutil.copytree(LOGS, os.path.join(OUT, "logs"), dirs_exist_ok=True)
     return rc

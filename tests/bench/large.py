@@ -1,4 +1,4 @@
-"""Large guests (issue 13, part 1 and 2): mapping guest RAM of 1-8 GiB, and
+"""Large guests: mapping guest RAM of 1-8 GiB, and
 the time from exec to the guest's init, on both paths, with three kinds of
 guest RAM: plain anonymous memory, hugetlbfs, and prealloc=on.
 
@@ -18,13 +18,14 @@ to vfio-pci, and hugetlbfs in L1's kernel).
 """
 
 import os
-import re
 import subprocess
 import time
 import types
 
 from driver import LOGS, QUICK, REF, QEMU, log, median, read_trace, hexarg, \
     map_spec, vfio_nodes
+from pylib.devices import edu_arg, path_objects
+from pylib.l2 import Guest
 
 SIZES_GIB = [int(x) for x in os.environ.get(
     "BENCH_LARGE_SIZES", "1 2" if QUICK else "1 2 4 8").split()]
@@ -48,7 +49,7 @@ GUEST_DIR = os.environ.get("BENCH_GUEST_DIR", "")
 
 
 def guest_args():
-    """What guest_tier.Guest wants of a command line."""
+    """What pylib.l2.Guest wants of a command line."""
     return types.SimpleNamespace(
         qemu=QEMU, kernel=os.environ["BENCH_KERNEL"],
         initrd=os.path.join(GUEST_DIR, "initramfs.cpio.gz"),
@@ -73,13 +74,12 @@ def device_args(variant, bdf):
     if variant == "none":
         return []
     if variant == "legacy":
-        return ["-device", "vfio-pci,host=%s,id=hostdev0" % bdf]
+        return edu_arg("legacy", bdf, "hostdev0")
     # map-threads=0: one thread per CPU of L1; 1, the default: one call
     # per section.
     threads = 1 if variant == "iommufd-serial" else 0
-    obj = "iommufd,id=iommufd0,map-threads=%d" % threads
-    return ["-object", obj,
-            "-device", "vfio-pci,host=%s,id=hostdev0,iommufd=iommufd0" % bdf]
+    return path_objects("iommufd", threads) + \
+        edu_arg("iommufd", bdf, "hostdev0")
 
 
 TRACE = ("vfio_listener_region_add_ram", "vfio_dma_map_chunks*",
@@ -111,24 +111,23 @@ def map_phase(trace):
 
 def boot(variant, kind, gib, bdf, tag):
     """One guest: exec to @@READY, and the map phase of its trace."""
-    from guest_tier import Guest
     objs, machine = memory_args(kind, gib)
     g = Guest(guest_args(), tag, objs + device_args(variant, bdf),
               mem="%dG" % gib, machine_extra=machine,
               extra=("-msg", "timestamp=on"), trace=TRACE)
-    t0 = time.time()
+    t0 = time.monotonic()
     try:
         g.start()
-        ready = time.time() - t0
+        ready = time.monotonic() - t0
     except Exception:
         g.quit()
         g.keep(True)
         raise
     g.quit()
-    # A guest woken by the harness (its timer lost, see guest_tier's
+    # A guest woken by the harness (its timer lost, see pylib.l2's
     # NUDGE_AFTER) waited for the harness: its exec-to-init is not the
     # guest's own.
-    nudges = getattr(g, "nudges", 0)
+    nudges = g.nudges
     trace = [x for x in read_trace(g.trace)]
     wall, calls, threads = map_phase(trace)
     # Keep the trace for the report's logs and the reference's spec.
@@ -253,9 +252,8 @@ def bench_parallel(bdfs):
                 obj = "iommufd,id=iommufd0,map-threads=%d" % (
                     1 if v == "serial" else 0)
                 vm = Vm("pmap-%d-%s-%d" % (gib, v, i),
-                        ["-object", obj, "-device",
-                         "vfio-pci,host=%s,id=hostdev0,iommufd=iommufd0"
-                         % bdf], mem="%dG" % gib, events=events)
+                        ["-object", obj] + edu_arg("iommufd", bdf, "hostdev0"),
+                        mem="%dG" % gib, events=events)
                 vm.quit()
                 wall, calls, threads = map_phase(read_trace(vm.trace))
                 r[v].append({"map": wall, "calls": calls,

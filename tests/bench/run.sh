@@ -1,6 +1,6 @@
 #!/bin/sh
-# Benchmarks (issue 6): the iommufd path against the legacy container and
-# against the kernel's own cost, in one boot of the test bed's L1.
+# Benchmarks: the iommufd path against the legacy container and against the
+# kernel's own cost, in one boot of the test bed's L1.
 #
 # Usage: tests/bench/run.sh [BUILDDIR]     (default: build/obj)
 #   BENCH_QUICK=1   fewer repetitions and sizes (a smoke run, ~3 min)
@@ -31,18 +31,7 @@ start=$(date +%s)
 say() { echo "bench: $*"; }
 [ -x "$qemu" ] || { say "no $qemu; run 'make' first" >&2; exit 1; }
 
-# Debian packages: what is missing from tests/bench/PACKAGES.
-missing=
-for p in $(grep -v '^#' "$here/PACKAGES"); do
-    dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null |
-        grep -q '^install ok installed$' || missing="$missing $p"
-done
-if [ -n "$missing" ]; then
-    say "installing$missing"
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -q >/dev/null
-    apt-get install -y -q --no-install-recommends $missing >/dev/null
-fi
+"$top/scripts/deps.sh" bench
 
 # The reference program, against the 6.12 uapi headers QEMU was built with
 # (build/qemu/linux-headers), else Debian's linux-headers-6.12 package.
@@ -65,6 +54,8 @@ cc -O2 -Wall -Wextra -Werror -I "$out/include" -o "$out/ioas-map-ref" \
 # them.
 kernel=$("$top/tests/testbed/build-kernel.sh" | tail -n 1)
 tree=$(sed -n 's/^SRC_PATH=//p' "$obj/config-host.mak")
+# The driver's library (tests/pylib) on QEMU's own python/qemu.
+pythonpath=$top/tests:$tree/python
 "$top/tests/guest/build.sh" "$(dirname "$kernel")/build" "$tree" \
     "$obj/guest" >/dev/null
 
@@ -77,6 +68,7 @@ mkdir -p "$results" "$docs"
 rc=0
 "$top/tests/testbed/run-l1.sh" --kernel "$kernel" \
     --mem "${BENCH_L1_MEM:-10G}" --timeout 3000 --results "$results" \
+    --env PYTHONPATH="$pythonpath" \
     --env BENCH_QEMU="$qemu" --env BENCH_REF="$out/ioas-map-ref" \
     --env BENCH_KERNEL="$kernel" --env BENCH_GUEST_DIR="$obj/guest" \
     --env BENCH_QUICK --env BENCH_ONLY --env BENCH_MAP_SIZES \

@@ -1,4 +1,4 @@
-"""A running guest (issue 13, part 3): what a user of the guest feels, on
+"""A running guest: what a user of the guest feels, on
 both paths and without a device, from the guest tier's guests (its kernel,
 initramfs, edu_guest.ko and guest-vfio) booted on our QEMU in L1.
 
@@ -29,6 +29,9 @@ import time
 
 from driver import QUICK, REF, log, median, vfio_nodes
 from large import guest_args
+from pylib.devices import edu_arg, path_objects
+from pylib.inguest import bind_vfio, edu_stats, guest_edus, insmod, kv
+from pylib.l2 import Guest
 
 RUNS = int(os.environ.get("BENCH_RUNNING_RUNS", 1 if QUICK else 3))
 DMA_ROUNDS = 20
@@ -40,7 +43,6 @@ TRACE = ("vfio_get_device",)
 
 
 def devices(variant, bdf):
-    from guest_tier import edu_arg, path_objects
     if variant == "none":
         return []
     return path_objects(variant) + edu_arg(variant, bdf, "edu0")
@@ -58,12 +60,11 @@ def channel(g, n=5):
 
 
 def plain_guest(variant, bdf, i):
-    from guest_tier import Guest, guest_edus, insmod, kv
     g = Guest(guest_args(), "running-%s-%d" % (variant, i),
               devices(variant, bdf), trace=TRACE, cpu=0)
-    t0 = time.time()
+    t0 = time.monotonic()
     g.start()
-    r = {"ready": time.time() - t0}
+    r = {"ready": time.monotonic() - t0}
     try:
         if variant != "none":
             edu = guest_edus(g)[0]
@@ -77,7 +78,7 @@ def plain_guest(variant, bdf, i):
                 raise RuntimeError("edu_guest DMA: %s" % res)
             r["dma_round_trip"] = (t - empty) / DMA_ROUNDS
             t, _ = timed(g, "echo %d > %s/edu_irq" % (IRQS, base))
-            st = kv(g.sh("cat %s/edu_stats" % base))
+            st = edu_stats(g, edu)
             if st.get("raised") != st.get("delivered"):
                 raise RuntimeError("interrupts lost: %s" % st)
             r["irq_latency"] = (t - empty) / IRQS
@@ -89,7 +90,6 @@ def plain_guest(variant, bdf, i):
 
 
 def viommu_guest(variant, bdf, i):
-    from guest_tier import Guest, guest_edus, bind_vfio, kv
     g = Guest(guest_args(), "running-viommu-%s-%d" % (variant, i),
               devices(variant, bdf), viommu=True, trace=TRACE, cpu=0)
     g.start()
