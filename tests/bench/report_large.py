@@ -1,4 +1,4 @@
-"""The report's sections on large guests and on a running guest (issue 13):
+"""The report's sections on large guests and on a running guest:
 figures, ratios, flags and plots from the "large" and "running" parts of
 raw.json (tests/bench/large.py, running.py).  Used by report.py.
 
@@ -6,13 +6,10 @@ Ratios follow report.py's rule (above 1.00: the first costs more); time
 per cycle stands for the vIOMMU map+unmap rate, so that it does too.
 Flagged: iommufd above 1.00 against legacy, QEMU above 1.10 against the
 reference, and the parallel map above 0.70 of the serial one at 4 GiB
-and more (the issue's target).
+and more (the target).
 """
 
-import os
-import subprocess
-
-from report import fmt_r, fmt_s, med, p_faster, ratio
+from report_fmt import fmt_r, fmt_s, med, p_faster, ratio
 
 KIND_TITLE = {"anon": "anonymous RAM", "hugetlb": "hugetlbfs (2 MiB pages)",
               "prealloc": "anonymous RAM, prealloc=on"}
@@ -446,7 +443,7 @@ def write_parallel(rep):
             cell([x["map"] for x in r["parallel"]]), fmt_r(R[gib]),
             r["parallel"][0]["calls"] if r["parallel"] else "—",
             r["serial"][0]["calls"] if r["serial"] else "—"))
-    rep.out("", "![map time alone, serial against chunks](%s)" % PNG_PARALLEL,
+    rep.out("", "![map time alone, serial against chunks](%s)" % "parallel-map.png",
             "")
 
 
@@ -631,137 +628,3 @@ def write_running(rep, png_running):
         "timer of the outer emulator: the DMA figure is that timer's, on "
         "both paths; it shows that DMA works at the same pace, not what a "
         "real device would move.", "")
-
-
-PNG_PARALLEL = "parallel-map.png"
-
-
-def plot(raw, docs, work, png_map, png_init, png_running):
-    if "parallel" in raw:
-        plot_parallel(raw["parallel"], docs, work, PNG_PARALLEL)
-    if "large" in raw:
-        plot_large(raw["large"], docs, work, png_map, png_init)
-    if "running" in raw:
-        plot_running(raw["running"], docs, work, png_running)
-
-
-def plot_large(lg, docs, work, png_map, png_init):
-    kinds = list(lg["runs"])
-    for what, png, ylabel, variants, refs in (
-            ("map", png_map, "map time (s, wall)",
-             ["iommufd", "iommufd-serial", "legacy"],
-             ["iommufd-n", "iommufd-1"]),
-            ("ready", png_init, "exec to guest init (s)",
-             ["none", "iommufd", "iommufd-serial", "legacy"], [])):
-        cols = variants + refs
-        plots = []
-        for kind in kinds:
-            dat = os.path.join(work, "large-%s-%s.dat" % (what, kind))
-            with open(dat, "w") as f:
-                f.write("# GiB, then median min max for: %s\n"
-                        % " ".join(cols))
-                for g in sizes(lg):
-                    row = [g]
-                    for c in cols:
-                        xs = values(lg, kind, g, c, what) if c in variants \
-                            else lg["ref"].get(kind, {}).get(g, {}).get(c, [])
-                        row += (["%.4f" % med(xs), "%.4f" % min(xs),
-                                 "%.4f" % max(xs)] if xs else ["?"] * 3)
-                    f.write(" ".join(row) + "\n")
-            lines = []
-            for j, c in enumerate(cols):
-                title = (VARIANT_TITLE.get(c) or REF_TITLE[c]).replace(
-                    "%s", threads_used(lg) if c == "iommufd"
-                    else str(lg["cpus"]))
-                lines.append("'%s' using 1:%d:%d:%d with yerrorlines lw %d "
-                             "%s title \"%s\"" % (
-                                 dat, 2 + 3 * j, 3 + 3 * j, 4 + 3 * j,
-                                 1 if c in refs else 2,
-                                 "dt 2" if c in refs else "", title))
-            plots.append("set title \"%s\"\nplot %s" % (
-                KIND_TITLE[kind], ", \\\n     ".join(lines)))
-        script = """
-set terminal pngcairo size %d,520 font "sans,10" noenhanced
-set output '%s'
-set multiplot layout 1,%d title "%s against guest RAM (L1 under TCG, 2 vCPUs; median, bars min-max)"
-set xlabel "guest RAM (GiB)"
-set ylabel "%s"
-set key top left
-set grid
-set logscale x 2
-set xrange [0.8:%d]
-set yrange [0:*]
-set xtics (%s)
-%s
-unset multiplot
-""" % (420 * len(kinds), os.path.join(docs, png), len(kinds),
-            "Map time" if what == "map" else "Exec to guest init",
-            ylabel, int(max(lg["sizes_gib"]) * 1.25),
-            ", ".join(sizes(lg)), "\n".join(plots))
-        gp = os.path.join(work, "large-%s.gp" % what)
-        with open(gp, "w") as f:
-            f.write(script)
-        subprocess.run(["gnuplot", gp], check=True)
-
-
-def plot_running(rn, docs, work, png):
-    m = running_medians(rn)
-    dat = os.path.join(work, "running.dat")
-    with open(dat, "w") as f:
-        f.write("# metric legacy iommufd (iommufd / legacy)\n")
-        for k, title, _ in RUNNING_METRICS:
-            r = ratio(m["iommufd"][k], m["legacy"][k])
-            f.write("\"%s\" 1 %.4f\n" % (title.split(" (")[0],
-                                         r if r is not None else 0))
-    script = """
-set terminal pngcairo size 900,450 font "sans,10" noenhanced
-set output '%s'
-set title "A running guest: iommufd over legacy (median; below 1: iommufd cheaper)"
-set style data histogram
-set style histogram clustered gap 2
-set style fill solid 0.6 border -1
-set boxwidth 0.9
-set yrange [0:1.5]
-set grid ytics
-set xtics rotate by -15
-set ylabel "ratio (time)"
-plot '%s' using 2:xtic(1) title "legacy (= 1)", '' using 3 title "iommufd / legacy"
-""" % (os.path.join(docs, png), dat)
-    gp = os.path.join(work, "running.gp")
-    with open(gp, "w") as f:
-        f.write(script)
-    subprocess.run(["gnuplot", gp], check=True)
-
-
-def plot_parallel(pm, docs, work, png):
-    dat = os.path.join(work, "parallel-map.dat")
-    gibs = sorted(pm["runs"], key=int)
-    with open(dat, "w") as f:
-        f.write("# GiB, serial median min max, chunks median min max\n")
-        for g in gibs:
-            row = [g]
-            for v in ("serial", "parallel"):
-                xs = [x["map"] for x in pm["runs"][g][v]]
-                row += ["%.4f" % med(xs), "%.4f" % min(xs), "%.4f" % max(xs)]
-            f.write(" ".join(row) + "\n")
-    script = """
-set terminal pngcairo size 720,460 font "sans,10" noenhanced
-set output '%s'
-set title "Map time alone, anonymous RAM: one call per section against chunks (L1: 2 vCPUs, TCG)"
-set xlabel "guest RAM (GiB)"
-set ylabel "map time (s, wall; median, bars min-max)"
-set key top left
-set grid
-set logscale x 2
-set xrange [1.6:%d]
-set yrange [0:*]
-set xtics (%s)
-plot '%s' using 1:2:3:4 with yerrorlines lw 2 title "map-threads=1", \\
-     '' using 1:5:6:7 with yerrorlines lw 2 title "map-threads=0 (chunks)", \\
-     '' using 1:($2*0.7) with lines dt 2 title "0.7 of map-threads=1 (target)"
-""" % (os.path.join(docs, png), int(max(int(g) for g in gibs) * 1.25),
-       ", ".join(gibs), dat)
-    gp = os.path.join(work, "parallel-map.gp")
-    with open(gp, "w") as f:
-        f.write(script)
-    subprocess.run(["gnuplot", gp], check=True)
