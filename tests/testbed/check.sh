@@ -8,11 +8,14 @@ set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 obj=$(cd "${1:?usage: check.sh BUILDDIR [TEST...]}" && pwd)
 shift
+tree=$(sed -n 's/^SRC_PATH=//p' "$obj/config-host.mak")
 
 echo "testbed: building the test kernel (cached after the first time)"
 kernel=$("$here/build-kernel.sh" | tail -n 1)
 results=$obj/testbed
 rm -rf "$results"
 mkdir -p "$results"
+# launcher.py's library (tests/pylib) on QEMU's own python/qemu.
 exec "$here/l1_tier.py" testbed --kernel "$kernel" --results "$results" \
+    --env PYTHONPATH="$(dirname "$here"):$tree/python" \
     -- "$here/l1-tests.sh" "$obj" "$@"
