@@ -13,161 +13,61 @@ pinned memory, and what is left after a domain ends or fails to start.
 L1's edu devices start bound to edu_guest (the "host driver" that managed
 hostdevs are taken from and returned to).
 
-Prints "ok N - case: detail" / "not ok N - case: reason", notes as
-"# ...", and closes with "libvirt: N passed, M failed".
+Prints pylib.tap's TAP ("ok N - case: detail" / "not ok N - case:
+reason", notes as "# ...", the plan last) and closes with "libvirt: N
+passed, M failed".  PYTHONPATH: tests/ and the assembled tree's python/
+(check.sh passes it into L1).
 """
 
 import argparse
-import fcntl
 import json
 import os
-import re
 import shutil
-import socket
-import struct
 import subprocess
 import sys
 import time
 import xml.etree.ElementTree as ET
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
-                                '..', 'guest'))
-from guest_tier import Fail, Hang, NUDGE_AFTER, check, kv, insmod, \
-    guest_edus, guest_dma, edu_attr, read_agent         # noqa: E402
+from domain import IMAGES, QEMU_LOGS, SOCKDIR, Domain, guest_work
+from pylib import procfs
+from pylib.check import Fail, Hang, check
+from pylib.inguest import guest_edus, insmod
+from pylib.iommufd import IOMMU_OPTION_OP_GET, IOMMU_OPTION_OP_SET, \
+    ioas_alloc, rlimit_mode
+from pylib.procfs import bind, cdev_of, driver, group_of, memlock_limit, \
+    pinners, write
+from pylib.tap import Tap, note
+from pylib.tracelog import find as trace
+from pylib.wait import until
 
 MIB = 1 << 20
 GUEST_MIB = 256
 QEMU_UID = 64055                # libvirt-qemu in Debian
-IMAGES = '/var/lib/libvirt/images'
-SOCKDIR = '/run/l2'
-QEMU_LOGS = '/var/log/libvirt/qemu'
 ROOT = None                     # the trixie root, set by main()
 VERBOSE = False                 # the guest kernel logs to its console
 STOCK_MSG = "Parameter 'qom-type' does not accept value 'iommufd'"
 TRACE = ['iommufd_backend_connect', 'iommufd_backend_alloc_ioas',
          'vfio_iommufd_*']
 
-# linux/iommufd.h
-IOMMU_IOAS_ALLOC = (ord(';') << 8) | 0x81      # struct {size, flags, out_id}
-IOMMU_OPTION = (ord(';') << 8) | 0x87
-IOMMU_OPTION_RLIMIT_MODE = 0
-IOMMU_OPTION_OP_SET = 0
-IOMMU_OPTION_OP_GET = 1
-
-
-def note(msg):
-    print(f'# {msg}', flush=True)
-
-
-def trace(log, event):
-    """The lines of QEMU's trace (log backend: "PID@TIME:event args")."""
-    return re.findall(rf'^\d+@[\d.]+:({event} .*)$', log, re.M)
-
 
 # --- the host (L1) ----------------------------------------------------------
 
-def sysfs(bdf, name=''):
-    return f'/sys/bus/pci/devices/{bdf}/{name}'.rstrip('/')
-
-
-def driver(bdf):
-    link = sysfs(bdf, 'driver')
-    return os.path.basename(os.readlink(link)) if os.path.exists(link) else None
-
-
-def write(path, text):
-    with open(path, 'w') as f:
-        f.write(text)
-
-
-def bind(bdf, override=''):
-    """Rebind @bdf: to the driver that matches it (edu_guest) or @override."""
-    if driver(bdf):
-        write(sysfs(bdf, 'driver/unbind'), bdf)
-    write(sysfs(bdf, 'driver_override'), override + '\n')
-    write('/sys/bus/pci/drivers_probe', bdf)
-
-
-def cdev_of(bdf):
-    """The VFIO cdev of @bdf while vfio-pci has it, else None."""
-    try:
-        return '/dev/vfio/devices/' + os.listdir(sysfs(bdf, 'vfio-dev'))[0]
-    except (FileNotFoundError, IndexError):
-        return None
-
-
-def group_of(bdf):
-    return '/dev/vfio/' + os.path.basename(os.readlink(sysfs(bdf, 'iommu_group')))
-
-
-def procs():
-    for p in os.listdir('/proc'):
-        if p.isdigit():
-            yield int(p)
-
-
-def proc_status(pid):
-    st = {}
-    try:
-        with open(f'/proc/{pid}/status') as f:
-            for line in f:
-                k, _, v = line.partition(':')
-                st[k] = v.split()
-    except OSError:
-        return {}
-    return st
+proc_status = procfs.status
 
 
 def proc_fds(pid):
     """fd -> path; paths of processes in the root read as the root sees them."""
-    fds = {}
-    try:
-        for fd in os.listdir(f'/proc/{pid}/fd'):
-            try:
-                path = os.readlink(f'/proc/{pid}/fd/{fd}')
-                if ROOT and path.startswith(ROOT + '/'):
-                    path = path[len(ROOT):]
-                fds[int(fd)] = path
-            except OSError:
-                pass
-    except OSError:
-        pass
-    return fds
+    return procfs.fds(pid, ROOT)
 
 
-def holders(prefixes=('/dev/iommu', '/dev/vfio/')):
+def holders():
     """Every process holding one of the VFIO/iommufd nodes: [(pid, comm, node)]."""
-    out = []
-    for pid in procs():
-        for target in proc_fds(pid).values():
-            if target.startswith(prefixes):
-                out.append((pid, proc_status(pid).get('Name', ['?'])[0], target))
-    return out
-
-
-def pinners():
-    """Processes with pinned or locked memory: [(pid, comm, VmPin, VmLck)]."""
-    out = []
-    for pid in procs():
-        st = proc_status(pid)
-        pin, lck = int(st.get('VmPin', ['0'])[0]), int(st.get('VmLck', ['0'])[0])
-        if pin or lck:
-            out.append((pid, st['Name'][0], pin, lck))
-    return out
+    return procfs.holders(root=ROOT)
 
 
 def qemu_user_procs():
-    return [pid for pid in procs()
+    return [pid for pid in procfs.pids()
             if proc_status(pid).get('Uid', [''])[0] == str(QEMU_UID)]
-
-
-def memlock_limit(pid):
-    with open(f'/proc/{pid}/limits') as f:
-        for line in f:
-            if line.startswith('Max locked memory'):
-                soft, hard = line.split()[3:5]
-                return int(soft), int(hard)
-    raise Fail(f'no memlock limit for {pid}')
 
 
 # --- domains ----------------------------------------------------------------
@@ -241,266 +141,14 @@ def domain_xml(name, emulator, devices='', top='', trace=False, ports=0):
 """
 
 
-class Domain:
-    """An L2 guest that libvirt runs, and the guest tier's control line to
-    it (serial 1): each line sent runs as a shell command in the guest,
-    which answers with its output and "@@RC <status>"; it says "@@READY"
-    when it boots.  Has the .sh() that guest_tier's helpers use."""
-
-    def __init__(self, tier, name, xml):
-        self.t = tier
-        self.args = tier.args
-        self.name = name
-        self.xml = xml
-        self.buf = b''
-        self.pid = None
-        self.agent = None
-        self.srv = None
-        self.nudges = 0
-        self.dir = tier.rpath(SOCKDIR)
-        self.console = tier.rpath(f'{QEMU_LOGS}/{name}.console')
-        self.stderr = tier.rpath(f'{QEMU_LOGS}/{name}.log')
-        self.log_from = 0
-
-    def alive(self):
-        try:
-            with open(f'/proc/{self.pid}/stat') as f:
-                return not f.read().split(') ')[1].startswith('Z')
-        except FileNotFoundError:
-            return False
-
-    def read_until(self, marker, timeout):
-        """The output before a line starting with @marker, and its rest."""
-        return read_agent(self, marker, timeout)
-
-    def agent_check(self):
-        check(self.alive(), f'{self.name}: QEMU is gone: '
-              f'{self.errors()[-500:]}')
-
-    def agent_timeout(self, marker, timeout):
-        return Hang(f'{self.name}: no {marker.decode()} within {timeout} s; '
-                    f'console: {self.console_tail()}; {self.hang_report()}')
-
-    def sh(self, cmd, timeout=120, ok=True):
-        """Run @cmd in the guest: its output (and status unless @ok)."""
-        self.agent.sendall(cmd.encode() + b'\n')
-        out, rc = self.read_until(b'@@RC', timeout)
-        if '@@READY' in out:
-            raise Hang(f'{self.name}: the guest reset itself during "{cmd}" '
-                       f'(a new @@READY); console: {self.console_tail()}')
-        if ok and rc != '0':
-            raise Fail(f'{self.name}: guest command "{cmd}" exited {rc}: '
-                       f'{out.strip()}')
-        return out if ok else (int(rc), out)
-
-    def status(self):
-        """QEMU's pinned and locked memory (kB) and its number of fds."""
-        st = {k: int(v[0]) for k, v in proc_status(self.pid).items()
-              if k in ('VmPin', 'VmLck', 'VmRSS')}
-        st['fds'] = len(proc_fds(self.pid))
-        return st
-
-    def console_tail(self, n=8):
-        try:
-            with open(self.console, errors='replace') as f:
-                return ' | '.join(f.read().splitlines()[-n:])
-        except FileNotFoundError:
-            return '(none)'
-
-    def errors(self):
-        """QEMU's log (stderr, trace) of this run: libvirt appends the
-        runs of one domain name to one file."""
-        try:
-            with open(self.stderr, 'rb') as f:
-                f.seek(self.log_from)
-                return f.read().decode(errors='replace').strip()
-        except FileNotFoundError:
-            return '(no domain log)'
-
-    def define(self):
-        path = f'/tmp/{self.name}.xml'
-        write(self.t.rpath(path), self.xml)
-        self.t.virsh('define', path)
-
-    def listen(self):
-        os.makedirs(self.dir, exist_ok=True)
-        path = self.t.rpath(f'{SOCKDIR}/{self.name}.sock')
-        if os.path.exists(path):
-            os.unlink(path)
-        self.srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.srv.bind(path)
-        os.chmod(path, 0o666)
-        self.srv.listen(1)
-        self.srv.settimeout(60)
-
-    def start(self, virsh_cmd=None, pass_fds=()):
-        """virsh start (or @virsh_cmd), then wait for the guest's @@READY."""
-        self.define()
-        self.listen()
-        self.log_from = self.log_size()
-        if virsh_cmd:
-            self.t.virsh(virsh_cmd, pass_fds=pass_fds)
-        else:
-            self.t.virsh('start', self.name)
-        self.pid = self.t.qemu_pid(self.name)
-        try:
-            self.agent, _ = self.srv.accept()
-        except socket.timeout:
-            raise Fail(f'{self.name}: QEMU did not connect the control line: '
-                       f'{self.errors()[-500:]}')
-        finally:
-            self.srv.close()
-        self.read_until(b'@@READY', 120)
-        return self
-
-    def log_size(self):
-        try:
-            return os.path.getsize(self.stderr)
-        except FileNotFoundError:
-            return 0
-
-    def try_start(self):
-        """virsh start that is expected to fail: its error message."""
-        self.define()
-        self.listen()
-        self.log_from = self.log_size()
-        try:
-            r = self.t.virsh('start', self.name, ok=False, timeout=120)
-        except subprocess.TimeoutExpired:
-            raise Fail(f'virsh start {self.name} did not return in 120 s; '
-                       f'VFIO/iommufd nodes held: {holders()}')
-        finally:
-            self.srv.close()
-        check(r.returncode != 0, f'virsh start of {self.name} failed '
-              f'(it started: {r.stdout.strip()})')
-        return ' '.join(r.stderr.split())
-
-    def cmdline(self):
-        with open(f'/proc/{self.pid}/cmdline', 'rb') as f:
-            return [a.decode() for a in f.read().split(b'\0') if a]
-
-    def json_args(self, opt, key, value):
-        """The JSON values of @opt arguments with @key = @value."""
-        out, argv = [], self.cmdline()
-        for i, a in enumerate(argv[:-1]):
-            if a == opt and argv[i + 1].startswith('{'):
-                obj = json.loads(argv[i + 1])
-                if obj.get(key) == value:
-                    out.append(obj)
-        return out
-
-    def qmp(self, cmd, **arguments):
-        msg = {'execute': cmd}
-        if arguments:
-            msg['arguments'] = arguments
-        r = self.t.virsh('qemu-monitor-command', self.name, json.dumps(msg))
-        return json.loads(r.stdout)['return']
-
-    def iommufd_objects(self):
-        return [o['name'] for o in self.qmp('qom-list', path='/objects')
-                if o['type'] == 'child<iommufd>']
-
-    def quit(self):
-        if self.agent:
-            self.agent.close()
-            self.agent = None
-        for cmd in ('destroy', 'undefine'):
-            try:
-                self.t.virsh(cmd, self.name, ok=False, timeout=60)
-            except subprocess.TimeoutExpired:
-                note(f'virsh {cmd} {self.name} did not return in 60 s')
-        return None
-
-    def threads(self):
-        """QEMU's threads: name, state and what they wait in (wchan)."""
-        out = []
-        for tid in sorted(os.listdir(f'/proc/{self.pid}/task'), key=int):
-            try:
-                with open(f'/proc/{self.pid}/task/{tid}/stat') as f:
-                    st = f.read().rsplit(') ', 1)[1].split()[0]
-                with open(f'/proc/{self.pid}/task/{tid}/comm') as f:
-                    comm = f.read().strip()
-                with open(f'/proc/{self.pid}/task/{tid}/wchan') as f:
-                    wchan = f.read().strip()
-            except OSError:
-                continue
-            out.append(f'{comm}:{st}:{wchan}')
-        return ' '.join(out)
-
-    def hang_report(self):
-        """What QEMU does while its guest does not answer."""
-        if not (self.pid and self.alive()):
-            return 'QEMU is gone'
-        try:
-            r = self.t.virsh('qemu-monitor-command', self.name, '--hmp',
-                             'info status', ok=False, timeout=20)
-            mon = ' '.join((r.stdout + r.stderr).split())
-        except subprocess.TimeoutExpired:
-            mon = 'the monitor does not answer in 20 s'
-        return f'monitor: {mon}; QEMU threads: {self.threads()}'
-
-    def keep(self, failed):
-        if self.nudges:
-            note(f'{self.name}: the guest was silent for {NUDGE_AFTER} s '
-                 f'and woken by a byte on its control line {self.nudges} '
-                 f'time(s)')
-        if not (failed and self.args.logdir):
-            return
-        dest = os.path.join(self.args.logdir, self.name)
-        os.makedirs(dest, exist_ok=True)
-        for src in (self.console, self.stderr,
-                    self.t.rpath(f'/tmp/{self.name}.xml'),
-                    self.t.rpath('/var/log/libvirt/libvirtd.log')):
-            if os.path.exists(src):
-                shutil.copy(src, dest)
-        note(f'{self.name}: logs kept in {dest}')
-
-
-# --- what the guest reports -------------------------------------------------
-
-def guest_work(d, count=1, irqs=50, load=True):
-    """edu_guest in L2: DMA both ways (bytes compared by the guest) and
-    @irqs interrupts, raised = delivered, on each of @count edus.  @load:
-    (re)load the module; else it is loaded and must bind by itself."""
-    edus = guest_edus(d)
-    check(len(edus) == count, f'{count} edu(s) in the guest, found {edus}')
-    if load:
-        insmod(d, msi=True)
-    else:
-        deadline = time.time() + 60
-        for bdf in edus:
-            while not d.sh(f'readlink /sys/bus/pci/devices/{bdf}/driver; '
-                           'true').strip().endswith('/edu_guest'):
-                check(time.time() < deadline, f'edu_guest binds {bdf} by '
-                      f'itself: {d.sh("dmesg | tail -n 5")}')
-                time.sleep(0.5)
-    said = []
-    for bdf in edus:
-        r1 = guest_dma(d, bdf, 4095, 0)
-        r2 = guest_dma(d, bdf, 1024, 3000)
-        irq = edu_attr(d, bdf, 'edu_irq', str(irqs))
-        check(irq.get('result') == 'ok', f'{bdf}: interrupts: {irq}')
-        st = kv(d.sh(f'cat /sys/bus/pci/devices/{bdf}/edu_stats'))
-        check(st['raised'] == st['delivered'] and st['spurious'] == '0' and
-              int(st['raised']) >= irqs and st['mode'] == 'msi',
-              f'{bdf}: MSI interrupts raised = delivered, none spurious: {st}')
-        said.append(f'{bdf}: DMA 4095 B at {r1["src"]}/{r1["dst"]} and 1024 B '
-                    f'at {r2["src"]} ok, {st["raised"]} MSIs raised = '
-                    f'{st["delivered"]} delivered')
-    return '; '.join(said)
-
-
 # --- the tier ---------------------------------------------------------------
 
 class Tier:
     def __init__(self, args):
         self.args = args
-        self.n = 0
-        self.failed = 0
+        self.tap = Tap('libvirt')
         self.edus = sorted(os.environ.get('L1_EDU_BDFS', '').split())
         self.facts = {}
-        self.held = None        # results of the running case
-        self.reruns = []
 
     # plumbing
     def rpath(self, path):
@@ -523,17 +171,10 @@ class Tier:
 
     def report(self, name, ok, detail, hang=False):
         """A result; held back while a case runs (see run)."""
-        if self.held is not None:
-            self.held.append((name, ok, detail, hang))
-            return
-        self.n += 1
-        if not ok:
-            self.failed += 1
-        print(f'{"ok" if ok else "not ok"} {self.n} - {name}: {detail}',
-              flush=True)
+        self.tap.report(name, ok, detail, hang)
 
     def failures(self):
-        return self.failed + sum(1 for r in (self.held or []) if not r[1])
+        return self.tap.failures()
 
     def run(self, name, fn):
         """Run a case.  As in the guest tier: an L2 guest on nested KVM on
@@ -542,28 +183,19 @@ class Tier:
         fresh guest, and a second time counts."""
         if self.args.case and name not in self.args.case:
             return
-        for attempt in (1, 2):
+
+        def once():
             start = time.monotonic()
-            self.held = []
             try:
                 detail = fn()
                 self.report(name, True,
                             f'{detail} ({time.monotonic() - start:.0f} s)')
             except (Fail, OSError, subprocess.SubprocessError, ValueError,
                     KeyError) as e:
-                self.report(name, False, ' '.join(str(e).split()),
-                            isinstance(e, Hang))
+                self.report(name, False, str(e), isinstance(e, Hang))
             finally:
                 self.reset_devices()
-            held, self.held = self.held, None
-            hung = [r for r in held if r[3]]
-            if hung and attempt == 1:
-                note(f'{name}: {hung[0][2][:300]}; the case runs again')
-                self.reruns.append(name)
-                continue
-            for r in held:
-                self.report(*r)
-            break
+        self.tap.rerun_on_hang(name, once, 2)
 
     def sub(self, name, fn):
         """A result inside a case (the case's domain is still up)."""
@@ -571,8 +203,7 @@ class Tier:
             self.report(name, True, fn())
         except (Fail, OSError, subprocess.SubprocessError, ValueError,
                 KeyError) as e:
-            self.report(name, False, ' '.join(str(e).split()),
-                        isinstance(e, Hang))
+            self.report(name, False, str(e), isinstance(e, Hang))
 
     def with_domain(self, d, body, start=None, clean=(), drv='edu_guest'):
         """Start @d, run body(d), destroy and undefine it, then check that
@@ -610,16 +241,15 @@ class Tier:
     def assert_clean(self, bdfs, what, drv='edu_guest'):
         """Nothing left after a domain ended or failed to start (libvirt
         returns a device to its driver after QEMU is gone: allow for it)."""
-        deadline = time.time() + 60
-        while True:
-            left = {'drivers': {b: driver(b) for b in bdfs
-                                if driver(b) != drv},
-                    'holders': holders(), 'pinned': pinners(),
-                    'qemu': qemu_user_procs()}
-            if not any(left.values()):
-                break
-            check(time.time() < deadline, f'{what}: left behind: {left}')
-            time.sleep(0.5)
+        left = {}
+
+        def clean():
+            left.update({'drivers': {b: driver(b) for b in bdfs
+                                     if driver(b) != drv},
+                         'holders': holders(), 'pinned': pinners(),
+                         'qemu': qemu_user_procs()})
+            return not any(left.values())
+        until(clean, 60, lambda: f'{what}: left behind: {left}', 0.5)
         return (f'{", ".join(bdfs)} on {drv}; no process holds '
                 f'/dev/iommu or a VFIO node; nothing pinned; no QEMU')
 
@@ -825,18 +455,10 @@ class Tier:
         d = self.domain('l2-fdgroup', hostdev_xml(a, 'yes'), trace=True,
                         top="  <iommufd enabled='yes' fdgroup='mgmt'/>\n")
         fd = os.open('/dev/iommu', os.O_RDWR)
-
-        def rlimit_mode(op, val=0):
-            arg = struct.pack('=IIHHIQ', 24, IOMMU_OPTION_RLIMIT_MODE, op, 0,
-                              0, val)
-            return struct.unpack('=IIHHIQ', fcntl.ioctl(fd, IOMMU_OPTION,
-                                                        arg))[5]
-        rlimit_mode(IOMMU_OPTION_OP_SET, 1)
+        rlimit_mode(fd, IOMMU_OPTION_OP_SET, 1)
         # An object of our own on it (id 1): QEMU's device then gets id 2
         # and its IOAS id 3, where a fresh /dev/iommu gives 1 and 2.
-        arg = bytearray(struct.pack('=III', 12, 0, 0))
-        fcntl.ioctl(fd, IOMMU_IOAS_ALLOC, arg)
-        ours = struct.unpack('=III', arg)[2]
+        ours = ioas_alloc(fd)
         cmd = f'dom-fd-associate l2-fdgroup mgmt {fd}; start l2-fdgroup'
 
         def body(d):
@@ -848,7 +470,7 @@ class Tier:
                   allocs and ' ioas=3 ' in allocs[0],
                   f'QEMU works on our fd (our IOAS is {ours}): device id 2, '
                   f'IOAS 3: {binds} {allocs}')
-            mode = rlimit_mode(IOMMU_OPTION_OP_GET)
+            mode = rlimit_mode(fd, IOMMU_OPTION_OP_GET)
             os.close(fd)            # ours, before the check that none is held
             fds.clear()
             st = d.status()
@@ -877,10 +499,8 @@ class Tier:
         times = []
 
         def wait_guest(want, what):
-            deadline = time.time() + 60
-            while len(guest_edus(d)) != want:
-                check(time.time() < deadline, f'guest sees {want} edu: {what}')
-                time.sleep(0.5)
+            until(lambda: len(guest_edus(d)) == want, 60,
+                  f'guest sees {want} edu: {what}', 0.5)
 
         def body(d):
             insmod(d)
@@ -888,18 +508,18 @@ class Tier:
             check(not d.iommufd_objects(), 'no iommufd object before the '
                   'first attach')
             for i in range(1, self.args.hotplug + 1):
-                t = time.time()
+                t = time.monotonic()
                 marks = []
                 self.virsh('attach-device', d.name, '/tmp/hostdev-a.xml',
                            '--live')
-                marks.append(('attach', time.time()))
+                marks.append(('attach', time.monotonic()))
                 wait_guest(1, f'after attach {i}')
-                marks.append(('seen', time.time()))
+                marks.append(('seen', time.monotonic()))
                 # The hot-plugged edu binds to the loaded edu_guest, as a
                 # user's driver does.  (Reloading the module right after
                 # the first attach has hung the guest's shell: README.)
                 work = guest_work(d, irqs=10, load=False)
-                marks.append(('work', time.time()))
+                marks.append(('work', time.monotonic()))
                 objs = d.iommufd_objects()
                 check(len(objs) == 1, f'attach {i}: one iommufd object: {objs}')
                 held = set(proc_fds(d.pid).values())
@@ -907,12 +527,11 @@ class Tier:
                       f'attach {i}: QEMU holds /dev/iommu and the cdev')
                 self.virsh('detach-device', d.name, '/tmp/hostdev-a.xml',
                            '--live')
-                marks.append(('detach', time.time()))
-                deadline = time.time() + 60
-                while '<hostdev' in self.virsh('dumpxml', d.name).stdout:
-                    check(time.time() < deadline, f'detach {i} completes')
-                    time.sleep(0.5)
-                marks.append(('gone', time.time()))
+                marks.append(('detach', time.monotonic()))
+                until(lambda: '<hostdev' not in
+                      self.virsh('dumpxml', d.name).stdout, 60,
+                      f'detach {i} completes', 0.5)
+                marks.append(('gone', time.monotonic()))
                 wait_guest(0, f'after detach {i}')
                 objs = d.iommufd_objects()
                 check(not objs, f'detach {i}: iommufd object gone: {objs}')
@@ -925,8 +544,8 @@ class Tier:
                 st = d.status()
                 check(st['VmPin'] == base['VmPin'] == 0,
                       f'detach {i}: nothing pinned: {base} -> {st}')
-                times.append(time.time() - t)
-                marks.append(('checked', time.time()))
+                times.append(time.monotonic() - t)
+                marks.append(('checked', time.monotonic()))
                 if i <= 2:
                     note(f'hot-plug {i}: {work}; ' + ', '.join(
                         f'{m} +{w - t:.1f} s' for m, w in marks))
@@ -1038,10 +657,8 @@ class Tier:
         if 'cmdline' in self.facts:
             note(f'QEMU command line libvirt generated: {self.facts["cmdline"]}')
         note(f'cases run again after their guest hung or reset itself: '
-             f'{", ".join(self.reruns) or "none"}')
-        print(f'libvirt: {self.n - self.failed} passed, {self.failed} failed',
-              flush=True)
-        return 1 if self.failed else 0
+             f'{", ".join(self.tap.reruns) or "none"}')
+        return self.tap.close()
 
 
 def main():
