@@ -51,8 +51,10 @@ if [ -n "$sanitizers" ]; then
 fi
 
 status=0
+# l1_tier.py's library (tests/pylib) on QEMU's own python/qemu.
 # shellcheck disable=SC2086
-"$top/tests/testbed/l1_tier.py" reliability --kernel "$kernel" \
+PYTHONPATH="$top/tests:$tree/python" \
+    "$top/tests/testbed/l1_tier.py" reliability --kernel "$kernel" \
     --results "$results" --env L1_TIER=reliability "$@" \
     -- "$top/tests/testbed/l1-tests.sh" "$obj" $tests || status=$?
 

@@ -31,8 +31,11 @@ mkdir -p "$results"
 # to L1, and runs the groups that did not end again in a new L1 if L1
 # freezes.
 mask=dma_mask=0xffffffffffffffff
+# The tiers' library (tests/pylib) on QEMU's own python/qemu, here and
+# in L1.
+export PYTHONPATH="$top/tests:$tree/python"
 exec "$top/tests/testbed/l1_tier.py" guest --groups --kernel "$kernel" --results "$results" \
-    --mem 3G --timeout "${GUEST_TIMEOUT:-1800}" --no-edu \
+    --mem 3G --timeout "${GUEST_TIMEOUT:-1800}" --no-edu --env PYTHONPATH \
     --qemu-arg -device --qemu-arg "edu,addr=0x10,$mask" \
     --qemu-arg -device --qemu-arg "edu,addr=0x11,$mask" \
     --qemu-arg -device --qemu-arg pcie-root-port,id=rp1,chassis=1,slot=1,addr=0x1c \

@@ -38,11 +38,12 @@ mkdir -p "$results"
 # bus, one alone behind a root port, where libvirt can reset it (a bus
 # reset: edu has no FLR) when it takes it from its driver itself.
 mask=dma_mask=0xffffffffffffffff
-# The tier's library (tests/pylib) on QEMU's own python/qemu.
+# The tiers' library (tests/pylib) on QEMU's own python/qemu, here and
+# in L1.
+export PYTHONPATH="$top/tests:$tree/python"
 # shellcheck disable=SC2086
 exec "$top/tests/testbed/l1_tier.py" libvirt --kernel "$kernel" --results "$results" \
-    --timeout "${LIBVIRT_TIMEOUT:-1200}" --no-edu \
-    --env PYTHONPATH="$top/tests:$tree/python" \
+    --timeout "${LIBVIRT_TIMEOUT:-1200}" --no-edu --env PYTHONPATH \
     --qemu-arg -device --qemu-arg "edu,addr=0x10,$mask" \
     --qemu-arg -device --qemu-arg pcie-root-port,id=rp1,chassis=1,slot=1,addr=0x1c \
     --qemu-arg -device --qemu-arg "edu,bus=rp1,addr=0.0,$mask" \

@@ -12,5 +12,5 @@ kernel=$("$here/build-kernel.sh" | tail -n 1)
 results=$obj/watchdog
 rm -rf "$results"
 mkdir -p "$results"
-PYTHONPATH=$tree/python${PYTHONPATH:+:$PYTHONPATH} \
+PYTHONPATH=$(dirname "$here"):$tree/python${PYTHONPATH:+:$PYTHONPATH} \
     exec python3 "$here/watchdog_test.py" --kernel "$kernel" --results "$results"

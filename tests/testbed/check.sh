@@ -15,7 +15,9 @@ kernel=$("$here/build-kernel.sh" | tail -n 1)
 results=$obj/testbed
 rm -rf "$results"
 mkdir -p "$results"
-# launcher.py's library (tests/pylib) on QEMU's own python/qemu.
+# The tiers' library (tests/pylib) on QEMU's own python/qemu, for
+# l1_tier.py here and launcher.py in L1.
+export PYTHONPATH="$(dirname "$here"):$tree/python"
 exec "$here/l1_tier.py" testbed --kernel "$kernel" --results "$results" \
-    --env PYTHONPATH="$(dirname "$here"):$tree/python" \
+    --env PYTHONPATH \
     -- "$here/l1-tests.sh" "$obj" "$@"

@@ -3,10 +3,14 @@
 Run a test tier in the test bed's L1 and always close with its one line
 "NAME: N passed, M failed", whatever happens to L1.
 
-The command runs through run-l1.sh; its output is passed on as it comes.
-When L1 ends normally, the tier's own closing line is taken.  When it does
-not (it froze and run-l1.sh's watchdog ended it, it timed out, it failed to
-boot), the results printed so far count and the end counts as one failure.
+The command runs through run-l1.sh; its output is passed on as it comes,
+its TAP results renumbered into one stream of pylib.tap's (a skipped
+result fails: in L1 everything must run), its plans and closing line
+replaced by ours.  When L1 ends normally, failures the tier's closing line
+counts beyond its TAP results count as results of their own.  When it
+does not (it froze and run-l1.sh's watchdog ended it, it timed out, it
+failed to boot), the results printed so far count and the end counts as
+one failure.
 
 With --groups, the command is a tier that runs named groups of cases and
 says so (guest_tier.py): "# groups: A B ..." first, then "# group A
@@ -25,24 +29,27 @@ import signal
 import subprocess
 import sys
 
+from pylib.tap import Tap
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 RUN_L1 = os.path.join(HERE, 'run-l1.sh')
 FROZE = 123
-RESULT = re.compile(r'^(not )?ok\b')
+RESULT = re.compile(r'^(not )?ok\b(?: \d+)?(?: -)? ?(.*)$')
+PLAN = re.compile(r'^1\.\.\d+')
 
 
 def say(name, msg):
     print(f'{name}: {msg}', flush=True)
 
 
-def run_once(name, l1_args, command):
+def run_once(tap, name, l1_args, command):
     """One L1: its exit status, the tier's summary (or None), the TAP
     results and group notes seen."""
     proc = subprocess.Popen([RUN_L1] + l1_args + ['--'] + command,
                             stdout=subprocess.PIPE, stdin=subprocess.DEVNULL,
                             text=True, errors='replace', bufsize=1)
     try:
-        return read(name, proc)
+        return read(tap, name, proc)
     finally:
         if proc.poll() is None:
             # Interrupted: run-l1.sh ends its L1.
@@ -50,7 +57,7 @@ def run_once(name, l1_args, command):
             proc.wait()
 
 
-def read(name, proc):
+def read(tap, name, proc):
     summary = None
     passed = failed = 0
     groups, began, ended = [], [], []
@@ -59,13 +66,16 @@ def read(name, proc):
         if m:
             summary = (int(m.group(1)), int(m.group(2)))
             continue
-        print(line, end='', flush=True)
+        if PLAN.match(line):
+            continue
         m = RESULT.match(line)
         if m:
-            if m.group(1) or '# SKIP' in line:
-                failed += 1
-            else:
-                passed += 1
+            ok = not m.group(1) and '# SKIP' not in line
+            passed += ok
+            failed += not ok
+            tap.report(m.group(2).strip(), ok)
+            continue
+        print(line, end='', flush=True)
         m = re.match(r'^# groups: (.*)', line)
         if m:
             groups = m.group(1).split()
@@ -93,29 +103,28 @@ def main():
     sep = argv.index('--')
     l1_args, command = argv[:sep], argv[sep + 1:]
 
-    passed = failed = 0
+    tap = Tap(name)
     freezes, rerun = 0, []
     todo = None                     # groups left; None: as the tier chooses
     while True:
         args = command + [a for g in (todo or []) for a in ('--group', g)]
-        rc, summary, seen, groups, began, ended = run_once(name, l1_args,
+        rc, summary, seen, groups, began, ended = run_once(tap, name, l1_args,
                                                            args)
         if summary is not None and rc in (0, 1):
-            passed += summary[0]
-            failed += summary[1]
+            for _ in range(summary[1] - seen[1]):
+                tap.report(name, False, 'a failure the tier counted beyond '
+                           'its results (see above)')
             break
-        passed += seen[0]
-        failed += seen[1]
         if rc != FROZE or not grouped:
-            failed += 1
-            say(name, f'L1 ended abnormally (run-l1.sh status {rc}), '
-                'counted as a failure')
+            tap.report(name, False, f'L1 ended abnormally (run-l1.sh '
+                       f'status {rc})')
             break
         freezes += 1
         if not (todo or groups):
             # Froze before the tier named its groups: once more, whole.
             if freezes > 1:
-                failed += 1
+                tap.report(name, False, 'L1 froze twice before the tier '
+                           'began')
                 break
             say(name, 'L1 froze before the tier began; it runs again')
             keep_logs(l1_args, freezes)
@@ -124,9 +133,8 @@ def main():
         running = [g for g in began if g not in ended]
         for g in running:
             if g in rerun:
-                failed += 1
                 todo.remove(g)
-                print(f'not ok - {g}: L1 froze in this group twice', flush=True)
+                tap.report(g, False, 'L1 froze in this group twice')
             else:
                 rerun.append(g)
         keep_logs(l1_args, freezes)
@@ -136,8 +144,7 @@ def main():
     if freezes:
         print(f'# L1 froze {freezes} time(s); groups run again in a new L1: '
               f'{", ".join(rerun) or "none"}', flush=True)
-    print(f'{name}: {passed} passed, {failed} failed', flush=True)
-    return 1 if failed else 0
+    return tap.close()
 
 
 def terminated(signum, frame):

@@ -14,8 +14,8 @@ did: every thread asleep, no console output.
 4. l1_tier.py runs the group that was running when L1 froze again in a
    new L1, and closes with the tier's line.
 
-Usage (PYTHONPATH with QEMU's python/): watchdog_test.py --kernel BZIMAGE
-        --results DIR
+Usage (PYTHONPATH with tests/ and QEMU's python/): watchdog_test.py
+        --kernel BZIMAGE --results DIR
 Closes with "watchdog: N passed, M failed".
 """
 
@@ -26,6 +26,7 @@ import re
 import sys
 import time
 
+from pylib.tap import Tap
 from qemu.qmp import QMPClient
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -83,13 +84,10 @@ class Run:
 
 class Test:
     def __init__(self):
-        self.n = self.failed = 0
+        self.tap = Tap('watchdog')
 
     def report(self, name, ok, detail):
-        self.n += 1
-        self.failed += not ok
-        print(f'{"ok" if ok else "not ok"} {self.n} - {name}: {detail}',
-              flush=True)
+        self.tap.report(name, ok, detail)
 
     async def main(self, args):
         run = Run(args)
@@ -161,8 +159,7 @@ def main():
         asyncio.run(t.main(args))
     except (TimeoutError, asyncio.TimeoutError) as e:
         t.report('finish', False, f'l1_tier.py did not finish: {e!r}')
-    print(f'watchdog: {t.n - t.failed} passed, {t.failed} failed', flush=True)
-    return 1 if t.failed else 0
+    return t.tap.close()
 
 
 if __name__ == '__main__':
