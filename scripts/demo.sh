@@ -21,6 +21,7 @@ echo "demo: booting L1 (q35, TCG, emulated VT-d, two edu devices on vfio-pci)"
 boot=$(date +%s)
 status=0
 "$repo/tests/testbed/run-l1.sh" --kernel "$kernel" --results "$results" \
+    --env PYTHONPATH="$repo/tests:$tree/python" \
     -- "$repo/tests/guest/guest_tier.py" --demo \
     --qemu "$obj/qemu-system-x86_64" --kernel "$kernel" \
     --initrd "$obj/guest/initramfs.cpio.gz" --logdir "$results/logs" ||
