@@ -11,7 +11,8 @@ can notice that.  The watchdog then
 1. records L1's state from the outer emulator's monitor (vCPU registers
    with the symbol of each RIP, local APICs, PIC/IO-APIC, query-stats,
    the outer emulator's threads and their stacks) in CTL/watchdog.txt,
-2. tries to wake L1 with an NMI and waits for a new heartbeat,
+2. tries to wake L1 with an interrupt (a BREAK on a serial line L1
+   keeps open) and an NMI, and waits for a new heartbeat,
 3. if none comes, ends the outer emulator and writes CTL/frozen, which
    run-l1.sh reports (exit status 123).
 
@@ -268,11 +269,19 @@ class Watchdog:
             beats = self.heartbeats()
             woke = False
             if answered:
-                say('sending L1 an NMI')
-                try:
-                    await self.execute('inject-nmi')
-                except (QMPError, asyncio.TimeoutError, OSError):
-                    pass
+                # A BREAK on the command's serial line (which L1 keeps
+                # open) raises an ordinary interrupt: a CPU whose timer
+                # was lost leaves idle and programs it again, which an
+                # NMI does not make it do.  The NMI is for a CPU that
+                # has interrupts off.
+                say('sending L1 a serial BREAK and an NMI')
+                for cmd, arguments in (('chardev-send-break',
+                                        {'id': 'serial1'}),
+                                       ('inject-nmi', {})):
+                    try:
+                        await self.execute(cmd, **arguments)
+                    except (QMPError, asyncio.TimeoutError, OSError):
+                        pass
                 deadline = time.monotonic() + WAKE_WAIT
                 while time.monotonic() < deadline and self.alive():
                     await asyncio.sleep(POLL)
@@ -281,13 +290,13 @@ class Watchdog:
                         break
             took = time.monotonic() - since
             if woke:
-                say(f'L1 woke after the NMI ({took:.0f} s after it fell '
+                say(f'L1 woke ({took:.0f} s after it fell '
                     f'silent)')
                 self.log(f'woke {took:.0f}')
                 size, since = self.console_size(), time.monotonic()
                 continue
             why = (f'L1 froze: its console was silent for {silent:.0f} s and '
-                   f'{"it did not answer an NMI" if answered else "the outer emulator monitor did not answer"}'
+                   f'{"it did not wake" if answered else "the outer emulator monitor did not answer"}'
                    f'; ended after {took:.0f} s (state in '
                    f'{self.ctl}/watchdog.txt)')
             say(why)

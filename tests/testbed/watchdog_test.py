@@ -5,8 +5,9 @@ really stops.  The test stops L1's vCPUs through the outer emulator's
 monitor (QMP "stop"), which leaves the outer emulator as a real freeze
 did: every thread asleep, no console output.
 
-1. L1 stopped; the watchdog records L1's state and sends an NMI; the test
-   lets L1 run again ("cont") and the watchdog sees it wake.
+1. L1 stopped; the watchdog records L1's state and sends a serial BREAK
+   and an NMI; the test lets L1 run again ("cont") and the watchdog sees
+   it wake.
 2. L1 stopped again and left stopped: the watchdog ends L1, run-l1.sh
    exits 123 and says why.
 3. The state it recorded: registers of both vCPUs with their symbols,
@@ -104,9 +105,10 @@ class Test:
         try:
             await run.wait_for(run.out, 'watchdog-test: freeze me', 300)
             await run.monitor('stop')
-            await run.wait_for(run.err, 'sending L1 an NMI', SILENCE + 120)
+            await run.wait_for(run.err, 'sending L1 a serial BREAK',
+                               SILENCE + 120)
             await run.monitor('cont')
-            woke = await run.wait_for(run.err, 'L1 woke after the NMI', 60)
+            woke = await run.wait_for(run.err, 'L1 woke', 60)
             self.report('wake', True, woke.strip())
         except (TimeoutError, OSError) as e:
             self.report('wake', False, repr(e))
