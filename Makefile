@@ -2,10 +2,10 @@
 #
 #   make             assemble the tree and build QEMU
 #   make check       build what is missing and run every test tier
-#   make checkpatch  QEMU's checkpatch.pl over the series and new files
+#   make checkpatch  QEMU's checkpatch.pl over each patch of the series
 #   make demo        the main job (see README.md)
 #   make tree        (re)assemble build/qemu, a git tree of the series
-#   make export      write build/qemu's history back into patches/ and files
+#   make export      write build/qemu's history back into patches/
 #
 # QEMU_SRC=/path/to/qemu-7.2.x uses that tree instead of Debian's source.
 

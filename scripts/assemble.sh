@@ -1,10 +1,15 @@
 #!/bin/sh
 # Assemble the QEMU tree: the 7.2 base, the kernel UAPI headers, then each
-# patch of patches/series with the new files it introduces.
+# patch of patches/series.
 #
 # The tree is a git repository: tag "base" is the pristine base, tag
 # "headers" adds the imported headers, and each patch is one commit on top.
+# A patch carries everything it changes, the files it adds included; the
+# second column of patches/series names those files, and assembly checks
+# that the patch adds exactly them.
 # Assembly is reproducible (fixed committer, committer date = author date).
+# The tree's git identity is the series' own, so that a commit made there
+# is exported with the same From: and Signed-off-by: as the others.
 # If the tree already holds this assembly, nothing is done; if it holds work
 # that was not exported, it is left alone and assembly stops.
 #
@@ -26,8 +31,8 @@ stamp_name=qemu-iommufd-assembled
 
 base=$(QEMU_SRC=${QEMU_SRC:-} "$repo/scripts/qemu-source.sh")
 
-# Everything the assembly is made of: the series, its patches, new files,
-# the base and the headers it imports.
+# Everything the assembly is made of: the series, its patches, the base
+# and the headers it imports.
 series_lines() {
     sed -e 's/#.*//' -e '/^[[:space:]]*$/d' "$series"
 }
@@ -37,12 +42,8 @@ inputs_key() {
         echo "base $base $(cat "$base/VERSION")"
         cat "$repo/scripts/assemble.sh" "$repo/scripts/linux-headers.sh"
         cat "$series"
-        series_lines | while read -r patch files; do
+        series_lines | while read -r patch _; do
             cat "$repo/patches/$patch"
-            for f in $files; do
-                echo "$f"
-                cat "$repo/$f"
-            done
         done
     } | sha256sum | cut -d' ' -f1
 }
@@ -50,8 +51,11 @@ inputs_key() {
 key=$(inputs_key)
 stamp=$tree/.git/$stamp_name
 
-export GIT_COMMITTER_NAME="qemu-iommufd assemble"
-export GIT_COMMITTER_EMAIL="assemble@qemu-iommufd.invalid"
+# The one identity of the series: its patches' From: and Signed-off-by:.
+export GIT_COMMITTER_NAME="qemu-iommufd developers"
+export GIT_COMMITTER_EMAIL="devel@qemu-iommufd.invalid"
+export GIT_AUTHOR_NAME="$GIT_COMMITTER_NAME"
+export GIT_AUTHOR_EMAIL="$GIT_COMMITTER_EMAIL"
 git_tree() {
     git -C "$tree" -c core.autocrlf=false -c advice.detachedHead=false "$@"
 }
@@ -87,8 +91,6 @@ else
     git_tree init -q
     # Tells scripts/build.sh that this is a new tree: rebuild from scratch.
     date +%s.%N > "$tree/.git/qemu-iommufd-created"
-    git_tree config user.name "$GIT_COMMITTER_NAME"
-    git_tree config user.email "$GIT_COMMITTER_EMAIL"
     git_tree add -A -f .
     GIT_AUTHOR_DATE="2000-01-01T00:00:00Z" \
     GIT_COMMITTER_DATE="2000-01-01T00:00:00Z" \
@@ -102,11 +104,13 @@ else
     git_tree tag -f headers >/dev/null
 fi
 
+# Work done in the tree is the series' too.
+git_tree config user.name "$GIT_COMMITTER_NAME"
+git_tree config user.email "$GIT_COMMITTER_EMAIL"
+
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-n=0
 series_lines | while read -r patch files; do
-    n=$((n + 1))
     p=$repo/patches/$patch
     [ -f "$p" ] || die "patch $patch is listed in patches/series but missing"
     git mailinfo "$tmp/msg" "$tmp/diff" < "$p" > "$tmp/info" ||
@@ -117,12 +121,10 @@ series_lines | while read -r patch files; do
             die "patch $patch does not apply"
         }
     fi
-    for f in $files; do
-        [ -f "$repo/$f" ] || die "$f, listed for $patch in patches/series, is missing"
-        mkdir -p "$tree/$(dirname "$f")"
-        cp "$repo/$f" "$tree/$f"
-        git_tree add -f "$f"
-    done
+    added=$(git_tree diff --cached --name-only --diff-filter=A | sort | xargs)
+    listed=$(printf '%s\n' $files | sort | xargs)
+    [ "$added" = "$listed" ] ||
+        die "patch $patch adds '$added', but patches/series lists '$listed'"
     subject=$(sed -n 's/^Subject: //p' "$tmp/info")
     { echo "$subject"; echo; cat "$tmp/msg"; } > "$tmp/commit"
     GIT_AUTHOR_NAME=$(sed -n 's/^Author: //p' "$tmp/info") \

@@ -1,6 +1,7 @@
 #!/bin/sh
-# Run QEMU's scripts/checkpatch.pl over every patch of the series and every
-# new file it introduces.  Errors fail; warnings are shown.
+# Run QEMU's scripts/checkpatch.pl over every patch of the series (the
+# files a patch adds are part of it), and check that each patch is signed
+# off by its author.  Errors fail; warnings are shown.
 # Usage: scripts/checkpatch.sh TREE
 set -eu
 
@@ -10,20 +11,19 @@ checkpatch="perl $tree/scripts/checkpatch.pl --no-tree --terse --color=never"
 
 failed=0
 checked=0
-while read -r patch files; do
+while read -r patch _; do
     [ -n "$patch" ] || continue
+    checked=$((checked + 1))
     if ! (cd "$repo/patches" && $checkpatch "$patch"); then
         echo "checkpatch: FAIL patches/$patch"
         failed=$((failed + 1))
+        continue
     fi
-    checked=$((checked + 1))
-    for f in $files; do
-        if ! (cd "$repo" && $checkpatch -f "$f"); then
-            echo "checkpatch: FAIL $f"
-            failed=$((failed + 1))
-        fi
-        checked=$((checked + 1))
-    done
+    from=$(sed -n 's/^From: //p' "$repo/patches/$patch" | head -n 1)
+    if ! grep -Fqx "Signed-off-by: $from" "$repo/patches/$patch"; then
+        echo "checkpatch: FAIL patches/$patch: no Signed-off-by of its author, $from"
+        failed=$((failed + 1))
+    fi
 done <<EOS
 $(sed -e 's/#.*//' -e '/^[[:space:]]*$/d' "$repo/patches/series")
 EOS
