@@ -1,16 +1,17 @@
 /*
  * faultinject: fail the Nth matching ioctl of a process, for tests
  *
- * Preloaded (LD_PRELOAD) into QEMU, it passes every ioctl to the kernel
- * except the Nth one that matches a filter, which it fails with a chosen
- * errno without calling the kernel.  A test first runs with FAULT_NTH=0
+ * Preloaded (LD_PRELOAD) into QEMU, it passes every ioctl (and fstat) to
+ * the kernel except the Nth one that matches a filter, which it fails
+ * with a chosen errno without calling the kernel.  A test first runs with FAULT_NTH=0
  * to count the matching calls, then once for each N up to that count, as
  * the kernel's iommufd_fail_nth selftest does for its own failure points.
  *
  * Environment, read once at start-up:
  *   FAULT_REQ         requests to match, comma separated: names such as
  *                     IOMMU_IOAS_MAP or VFIO_DEVICE_BIND_IOMMUFD, numbers
- *                     (0x3b85), or "any" (the default)
+ *                     (0x3b85), "fstat" for fstat() calls, or "any" (the
+ *                     default: every ioctl)
  *   FAULT_FD_KIND     kinds of fd to match, comma separated: iommu,
  *                     vfio-cdev, vfio-group, vfio-container, kvm-vfio,
  *                     kvm-vm, kvm, or "any" (the default)
@@ -44,6 +45,7 @@
 #include <string.h>
 #include <unistd.h>
 #include <sys/ioctl.h>
+#include <sys/stat.h>
 #include <linux/iommufd.h>
 #include <linux/kvm.h>
 #include <linux/vfio.h>
@@ -55,8 +57,12 @@ typedef struct Name {
     unsigned long value;
 } Name;
 
+/* fstat() counts as a request of its own, outside ioctl's 32 bits. */
+#define FSTAT_REQUEST 0x100000000ul
+
 #define N(x) { #x, x }
 static const Name requests[] = {
+    { "fstat", FSTAT_REQUEST },
     N(IOMMU_DESTROY), N(IOMMU_IOAS_ALLOC), N(IOMMU_IOAS_IOVA_RANGES),
     N(IOMMU_IOAS_ALLOW_IOVAS), N(IOMMU_IOAS_MAP), N(IOMMU_IOAS_COPY),
     N(IOMMU_IOAS_UNMAP), N(IOMMU_OPTION), N(IOMMU_VFIO_IOAS),
@@ -100,6 +106,8 @@ static const FdKind fd_kinds[] = {
 };
 
 static int (*real_ioctl)(int fd, unsigned long request, ...);
+static int (*real_fstat)(int fd, struct stat *st);
+static int (*real_fstat64)(int fd, struct stat64 *st);
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static unsigned long req_filter[MAX_REQS];
@@ -225,8 +233,10 @@ static void faultinject_init(void)
     unsigned long value;
 
     real_ioctl = dlsym(RTLD_NEXT, "ioctl");
-    if (!real_ioctl) {
-        die("cannot find ioctl: %s", dlerror());
+    real_fstat = dlsym(RTLD_NEXT, "fstat");
+    real_fstat64 = dlsym(RTLD_NEXT, "fstat64");
+    if (!real_ioctl || !real_fstat || !real_fstat64) {
+        die("cannot find ioctl or fstat: %s", dlerror());
     }
     env = getenv("FAULT_REQ");
     if (env && *env) {
@@ -259,7 +269,7 @@ static void faultinject_init(void)
 static bool request_matches(unsigned long request)
 {
     if (nr_reqs < 0) {
-        return true;
+        return request != FSTAT_REQUEST;
     }
     for (int i = 0; i < nr_reqs; i++) {
         if (req_filter[i] == request) {
@@ -355,12 +365,35 @@ static void log_match(unsigned long request, int kind, bool fail,
     close(fd);
 }
 
+/* Count a call that matches, and say whether to fail it (and log so). */
+static bool fail_call(int fd, unsigned long request)
+{
+    int kind;
+    bool fail = false;
+
+    if (request_matches(request) && fd_matches(fd, &kind)) {
+        pthread_mutex_lock(&lock);
+        if (armed()) {
+            count++;
+            fail = count == nth;
+            log_match(request, kind, fail, count == 1);
+        }
+        pthread_mutex_unlock(&lock);
+    }
+    if (fail) {
+        fprintf(stderr, "faultinject: failing %s (match %lu) on fd %d (%s) "
+                "with %s\n", request_name(request), nth, fd,
+                kind >= 0 ? fd_kinds[kind].name : "other",
+                errno_name(fail_errno));
+        errno = fail_errno;
+    }
+    return fail;
+}
+
 int ioctl(int fd, unsigned long request, ...)
 {
     va_list ap;
     void *arg;
-    int kind;
-    bool fail = false;
 
     va_start(ap, request);
     arg = va_arg(ap, void *);
@@ -371,23 +404,19 @@ int ioctl(int fd, unsigned long request, ...)
      * it as an int (QEMU's kvm_vm_ioctl()) sign-extend the ones with the
      * top bit set, such as KVM_CREATE_DEVICE.
      */
-    if (request_matches((unsigned int)request) &&
-        fd_matches(fd, &kind)) {
-        pthread_mutex_lock(&lock);
-        if (armed()) {
-            count++;
-            fail = count == nth;
-            log_match((unsigned int)request, kind, fail, count == 1);
-        }
-        pthread_mutex_unlock(&lock);
-    }
-    if (fail) {
-        fprintf(stderr, "faultinject: failing %s (match %lu) on fd %d (%s) "
-                "with %s\n", request_name((unsigned int)request), nth, fd,
-                kind >= 0 ? fd_kinds[kind].name : "other",
-                errno_name(fail_errno));
-        errno = fail_errno;
+    if (fail_call(fd, (unsigned int)request)) {
         return -1;
     }
     return real_ioctl(fd, request, arg);
+}
+
+/* QEMU, built with _FILE_OFFSET_BITS=64, calls fstat64. */
+int fstat(int fd, struct stat *st)
+{
+    return fail_call(fd, FSTAT_REQUEST) ? -1 : real_fstat(fd, st);
+}
+
+int fstat64(int fd, struct stat64 *st)
+{
+    return fail_call(fd, FSTAT_REQUEST) ? -1 : real_fstat64(fd, st);
 }
