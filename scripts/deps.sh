@@ -1,12 +1,26 @@
 #!/bin/sh
 # Install the Debian packages a make target needs, when they are missing.
 # Usage: scripts/deps.sh GROUP...   (groups: build src kernel testbed deb
-#                                    libvirt bench)
+#                                    libvirt bench parity)
 set -eu
 
+# The libraries of Debian 12's QEMU build: the Build-Depends of the qemu
+# source package's debian/control for amd64, less documentation (texinfo,
+# sphinx: we build no docs) and Xen (libxen-dev: Debian's main build has
+# --disable-xen).  Virtual names resolved: gnutls-dev -> libgnutls28-dev.
+pkgs_debian="libcapstone-dev libaio-dev libjack-dev libpulse-dev
+    libasound2-dev libbpf-dev libbrlapi-dev libcap-ng-dev libcurl4-gnutls-dev
+    libfuse3-dev libgnutls28-dev libgtk-3-dev libvte-2.91-dev libiscsi-dev
+    libncurses-dev libvirglrenderer-dev libva-dev libepoxy-dev libdrm-dev
+    libgbm-dev libnfs-dev libnuma-dev libcacard-dev librbd-dev
+    libglusterfs-dev libsasl2-dev libsdl2-dev libseccomp-dev libslirp-dev
+    libspice-server-dev librdmacm-dev libibverbs-dev libibumad-dev
+    liburing-dev libusb-1.0-0-dev libusbredirparser-dev libssh-dev
+    libzstd-dev libvdeplug-dev nettle-dev uuid-dev libudev-dev libjpeg-dev
+    libpng-dev libpmem-dev"
 pkgs_build="build-essential pkg-config python3 ninja-build meson
     libglib2.0-dev libpixman-1-dev libfdt-dev zlib1g-dev ccache git
-    seabios ipxe-qemu qemu-system-data"
+    seabios ipxe-qemu qemu-system-data $pkgs_debian"
 pkgs_src="dpkg-dev"
 pkgs_kernel="linux-source-6.12 bc bison flex libelf-dev libssl-dev xz-utils
     cpio"
@@ -20,6 +34,10 @@ pkgs_deb="debhelper dpkg-dev"
 pkgs_libvirt="mmdebstrap"
 # tests/bench: the reference program, strace in L1, the report's plots.
 pkgs_bench="build-essential python3 strace gnuplot-nox"
+# tests/parity compares our package with Debian 12's QEMU for x86, as a
+# desktop user installs it: the emulator, its GUI modules (GTK, SDL,
+# PulseAudio, virtio-gpu-gl) and the extra block drivers.
+pkgs_parity="qemu-system-x86 qemu-system-gui qemu-block-extra"
 
 want=""
 for group in "$@"; do
