@@ -2,6 +2,7 @@
 #
 #   make             assemble the tree and build QEMU
 #   make check       build what is missing and run every test tier
+#   make deb         the packages of that build (build/deb)
 #   make checkpatch  QEMU's checkpatch.pl over each patch of the series
 #   make demo        the main job (see README.md)
 #   make tree        (re)assemble build/qemu, a git tree of the series
@@ -119,20 +120,22 @@ bench: build testbed-deps
 clean:
 	rm -rf build
 
-# Install like a distribution (packaging/): our QEMU, built for this in
-# build/obj-pkg, as PREFIX/bin/qemu-iommufd-system-x86_64 beside Debian's
-# QEMU; `make deb` packages it as qemu-iommufd (build/deb/*.deb), and
-# `make check-deb DEB=FILE` installs that on a fresh Debian 12 root.
+# Install like a distribution (packaging/), from the build the tiers test
+# (build/obj, configured for /usr with the data suffix qemu-iommufd): our
+# QEMU as PREFIX/bin/qemu-iommufd-system-x86_64 beside Debian's QEMU, with
+# its modules and data; `make deb` packages it as qemu-iommufd and
+# qemu-iommufd-gui (build/deb/*.deb), and `make check-deb DEB=FILE`
+# installs that on a fresh Debian 12 root.
 PREFIX ?= /usr/local
 DESTDIR ?=
-PKG_OBJ := build/obj-pkg
+DEBS := build/deb
 .PHONY: install deb check-deb check-libvirt
 
-install: tree
-	@packaging/install.sh $(PKG_OBJ) $(PREFIX) $(DESTDIR)
+install: build
+	@packaging/install.sh $(OBJ) $(PREFIX) $(DESTDIR)
 
-deb: tree
-	@packaging/deb.sh $(PKG_OBJ) build/deb
+deb: build
+	@packaging/deb.sh $(OBJ) $(DEBS) >/dev/null
 
 check-deb:
 	@scripts/deps.sh libvirt

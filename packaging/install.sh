@@ -1,15 +1,25 @@
 #!/bin/sh
-# Install our QEMU, built by packaging/build.sh (which this runs first):
-# `make install` and the package's install step.  The build directory is
-# configured for /usr/local with the data suffix qemu-iommufd; QEMU 7.2
-# finds its data relative to its binary (get_relocated_path), so the tree
-# installs under any PREFIX.  The firmware path (Debian's seabios,
-# ipxe-qemu, qemu-system-data) lies outside /usr/local and stays absolute.
+# Install our QEMU from the build the tiers test (build/obj, configured by
+# scripts/build.sh for /usr with the suffix qemu-iommufd): `make install`
+# and the package's install step.  QEMU 7.2 finds its data and modules
+# relative to its binary (get_relocated_path), so the tree installs under
+# any PREFIX.
 #
-# Installs, next to Debian's qemu-system-x86 without touching its files:
+# Installs, next to Debian's QEMU without touching its files:
 #   PREFIX/bin/qemu-iommufd-system-x86_64
-#   PREFIX/share/qemu-iommufd/trace-events-all
-# (QEMU's desktop file and icons are left out: qemu-system-data has them.)
+#   PREFIX/share/qemu-iommufd/            keymaps, trace-events-all, ...
+#   PREFIX/lib/MULTIARCH/qemu-iommufd/    UI, audio, device, block modules
+#   /etc/apparmor.d/abstractions/libvirt-qemu.d/qemu-iommufd
+#                                         the lines libvirt's AppArmor
+#                                         profiles need for the two above
+# Left out, as Debian leaves them out: the qtest accelerator module (the
+# tiers run it from the build tree).  Left to Debian's packages, which have
+# the same files at these paths: QEMU's desktop file and icons
+# (qemu-system-data), the GTK UI's translations (qemu-system-common, which
+# our binary uses where installed: same gettext domain) and the plugin API
+# header (qemu-system-common).  For a PREFIX other than /usr, the firmware
+# directories (Debian's seabios, ipxe-qemu, qemu-system-data), which the
+# binary looks for relative to itself, are linked into PREFIX when absent.
 #
 # Usage: packaging/install.sh BUILDDIR [PREFIX [DESTDIR]]
 #        (PREFIX default /usr/local; DESTDIR default empty)
@@ -19,14 +29,17 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 obj=${1:?usage: install.sh BUILDDIR [PREFIX [DESTDIR]]}
 prefix=${2:-/usr/local}
 destdir=${3:-}
-configured=/usr/local
+configured=/usr
 suffix=qemu-iommufd
 
 say() { echo "install: $*" >&2; }
 die() { say "$*"; exit 1; }
 
 case $prefix in /*) ;; *) die "PREFIX must be absolute: $prefix" ;; esac
-"$top/packaging/build.sh" "$obj"
+[ -f "$obj/qemu-system-x86_64" ] || die "no $obj/qemu-system-x86_64: build first (make)"
+libdir=$(python3 -c 'import json,sys; print([o["value"] for o in json.load(open(sys.argv[1])) if o["name"] == "libdir"][0])' \
+    "$obj/meson-info/intro-buildoptions.json")
+case $libdir in "$configured"/*) libdir=${libdir#"$configured"/} ;; esac
 
 stage=$(mktemp -d)
 trap 'rm -rf "$stage"' EXIT
@@ -35,12 +48,38 @@ meson install -C "$obj" --no-rebuild --quiet --destdir "$stage" >/dev/null ||
 from=$stage$configured
 to=$destdir$prefix
 install -D -m 755 "$from/bin/qemu-system-x86_64" "$to/bin/qemu-iommufd-system-x86_64"
-mkdir -p "$to/share"
-rm -rf "$to/share/$suffix"
-cp -R "$from/share/$suffix" "$to/share/$suffix"
-rm -rf "$from/bin/qemu-system-x86_64" "$from/share/$suffix" \
-    "$from/share/applications/qemu.desktop" "$from/share/icons"
+for d in "share/$suffix" "$libdir/$suffix"; do
+    mkdir -p "$(dirname "$to/$d")"
+    rm -rf "${to:?}/$d"
+    cp -R "$from/$d" "$to/$d"
+    rm -rf "${from:?}/$d"
+done
+rm -f "$to/$libdir/$suffix"/accel-qtest-*.so
+rm -rf "$from/bin/qemu-system-x86_64" "$from/share/applications/qemu.desktop" \
+    "$from/share/icons" "$from/share/locale" "$from/include/qemu-plugin.h"
 left=$(find "$stage" ! -type d)
 [ -z "$left" ] || die "meson installed files this script does not know:
 $left"
-say "installed $to/bin/qemu-iommufd-system-x86_64 and $to/share/$suffix/"
+
+# libvirt's AppArmor profiles (abstractions/libvirt-qemu) name Debian's
+# QEMU paths; they include what packages drop in libvirt-qemu.d.
+aa=$destdir/etc/apparmor.d/abstractions/libvirt-qemu.d
+mkdir -p "$aa"
+cat >"$aa/$suffix" <<EOF
+# qemu-iommufd: the data and modules of $prefix/bin/qemu-iommufd-system-x86_64
+# (Debian's QEMU has its own lines in abstractions/libvirt-qemu).
+  $prefix/share/$suffix/** r,
+  $prefix/$libdir/$suffix/*.so mr,
+EOF
+
+if [ "$prefix" != "$configured" ]; then
+    for d in share/qemu share/seabios lib/ipxe/qemu; do
+        if [ ! -e "$to/$d" ]; then
+            mkdir -p "$(dirname "$to/$d")"
+            ln -s "$configured/$d" "$to/$d"
+            say "linked $to/$d -> $configured/$d (Debian's firmware)"
+        fi
+    done
+fi
+say "installed $to/bin/qemu-iommufd-system-x86_64, $to/share/$suffix/," \
+    "$to/$libdir/$suffix/ and $aa/$suffix"
