@@ -37,7 +37,8 @@ QTEST_EXCLUDE := bios-tables-test
 QTEST_SKIP := /x86_64/migration/dirty_ring /x86_64/migration/vcpu_dirty_limit
 
 .PHONY: all build deps tree export checkpatch check check-qtest \
-	check-roundtrip check-testbed check-watchdog check-series check-reliability check-asan \
+	check-roundtrip check-parity check-testbed check-watchdog check-series \
+	check-reliability check-asan \
 	check-guest check-mdev testbed-deps demo bench clean
 
 all: build
@@ -63,10 +64,19 @@ check-roundtrip: deps
 check-qtest: build
 	@QTEST_SKIP="$(QTEST_SKIP)" scripts/qtest.sh $(OBJ) $(QTEST_EXCLUDE)
 
-# Every tier, closing with one "N passed, N failed" line.
-check: build testbed-deps
-	@QTEST_EXCLUDE="$(QTEST_EXCLUDE)" QTEST_SKIP="$(QTEST_SKIP)" scripts/check.sh $(OBJ) \
-		checkpatch roundtrip qtest testbed watchdog reliability guest libvirt
+# Every tier, closing with one "N passed, N failed" line.  The build is
+# also what the packages hold: parity and libvirt test those (build/deb).
+check: build deb testbed-deps
+	@QTEST_EXCLUDE="$(QTEST_EXCLUDE)" QTEST_SKIP="$(QTEST_SKIP)" PKG_DEBS=$(DEBS) \
+		scripts/check.sh $(OBJ) \
+		checkpatch roundtrip parity qtest testbed watchdog reliability guest \
+		libvirt
+
+# Our packages against Debian 12's qemu-system-x86 (tests/parity): devices,
+# objects, netdevs, displays, QMP commands, -sandbox, configure switches.
+check-parity: deb
+	@scripts/deps.sh parity
+	@tests/parity/check.sh $(OBJ) $(DEBS)
 
 # The reliability tier alone: fault injection sweep, bad input table,
 # teardown soak (SOAK cycles, default 10) and guest misbehaviour, in L1.
@@ -92,7 +102,7 @@ check-asan: tree testbed-deps
 	@tests/faultinject/check.sh --sanitizers build/obj-asan
 
 testbed-deps:
-	@scripts/deps.sh kernel testbed libvirt
+	@scripts/deps.sh kernel testbed libvirt parity
 
 # Each patch of the series builds on its own (not part of check: slow).
 check-series: tree

@@ -1,9 +1,11 @@
 #!/bin/bash
 # Run every test tier of `make check` and close with one summary line.
 # Usage: scripts/check.sh BUILDDIR TIER...
-#   tiers: checkpatch roundtrip qtest testbed watchdog reliability guest
-#          libvirt
+#   tiers: checkpatch roundtrip parity qtest testbed watchdog reliability
+#          guest libvirt
 # QTEST_EXCLUDE lists qtest-x86_64 tests to leave out (see the Makefile).
+# PKG_DEBS: the directory of the packages of BUILDDIR (make deb), which the
+# parity tier compares with Debian's QEMU and the libvirt tier installs.
 set -uo pipefail
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
@@ -86,6 +88,9 @@ for tier in "$@"; do
         ;;
     roundtrip)
         "$repo/tests/scripts/roundtrip.sh" 2>&1 | tee "$log"
+        ;;
+    parity)
+        "$repo/tests/parity/check.sh" "$obj" "${PKG_DEBS:-$repo/build/deb}" 2>&1 | tee "$log"
         ;;
     qtest)
         # shellcheck disable=SC2086
