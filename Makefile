@@ -152,7 +152,7 @@ check-deb:
 	@packaging/check-deb.sh $(or $(DEB),$(lastword $(sort $(wildcard build/deb/qemu-iommufd_*.deb))))
 
 # The libvirt tier alone: libvirt 12.x from trixie-backports drives our
-# QEMU inside L1 (tests/libvirt/README.md); DEB=FILE tests that package,
-# installed into libvirt's root, instead of build/obj's binary.
-check-libvirt: build testbed-deps
-	@tests/libvirt/check.sh $(OBJ) $(if $(DEB),--deb $(DEB)) $(LIBVIRT_ARGS)
+# QEMU inside L1 (tests/libvirt/README.md), the qemu-iommufd package
+# installed into libvirt's root (DEB=FILE: that one).
+check-libvirt: deb testbed-deps
+	@tests/libvirt/check.sh $(OBJ) --deb $(or $(DEB),$(lastword $(sort $(wildcard $(DEBS)/qemu-iommufd_*.deb)))) $(LIBVIRT_ARGS)

@@ -116,7 +116,8 @@ for tier in "$@"; do
         "$repo/tests/guest/check.sh" "$obj" 2>&1 | tee "$log"
         ;;
     libvirt)
-        "$repo/tests/libvirt/check.sh" "$obj" 2>&1 | tee "$log"
+        deb=$(ls "${PKG_DEBS:-$repo/build/deb}"/qemu-iommufd_*.deb 2>/dev/null | sort -V | tail -n 1)
+        "$repo/tests/libvirt/check.sh" "$obj" ${deb:+--deb "$deb"} 2>&1 | tee "$log"
         ;;
     *)
         echo "check: unknown tier $tier" > "$log"

@@ -21,6 +21,10 @@ if [ "${1:-}" = --deb ]; then
     deb=$(cd "$(dirname "$2")" && pwd)/$(basename "$2")
     qemu="--qemu /usr/bin/qemu-iommufd-system-x86_64 --deb $deb"
     shift 2
+else
+    # The root needs our build's libraries: those the package depends on.
+    deb=$(ls "$top"/build/deb/qemu-iommufd_*.deb 2>/dev/null | sort -V | tail -n 1)
+    [ -n "$deb" ] || { echo "libvirt: no package in build/deb (make deb)"; exit 1; }
 fi
 tree=$(sed -n 's/^SRC_PATH=//p' "$obj/config-host.mak")
 work=$top/build/libvirt
@@ -29,7 +33,7 @@ mkdir -p "$work"
 echo "libvirt: building the test kernel and the trixie root (cached after the first time)"
 kernel=$("$top/tests/testbed/build-kernel.sh" | tail -n 1)
 "$top/tests/guest/build.sh" "$(dirname "$kernel")/build" "$tree" "$work/guest"
-root=$("$here/build-root.sh" | tail -n 1)
+root=$("$here/build-root.sh" "$deb" | tail -n 1)
 
 results=$work/results
 rm -rf "$results"

@@ -10,6 +10,13 @@
 # there, with bookworm's loader and libraries (wrapper
 # /usr/local/bin/qemu-system-x86_64-debian12).
 #
+# Confinement as on a Debian host: where L1's kernel has AppArmor,
+# libvirt's own profiles (libvirtd, virt-aa-helper) are loaded from the
+# root and libvirtd runs under its profile, in a mount namespace whose root
+# is the trixie root (pivot_root: AppArmor matches paths from the
+# namespace's root, which a chroot would prefix), so that libvirt's
+# AppArmor driver confines each QEMU with the profile virt-aa-helper writes.
+#
 # Usage: tests/libvirt/l1-libvirt.sh ROOT [libvirt_tier.py options...]
 set -eu
 
@@ -20,6 +27,13 @@ shift
 
 say() { echo "l1-libvirt: $*"; }
 
+# securityfs before /sys is bound into the root: apparmor_parser and
+# libvirt look for AppArmor there.
+aa=/sys/kernel/security/apparmor
+if [ "$(cat /sys/module/apparmor/parameters/enabled 2>/dev/null)" = Y ]; then
+    mountpoint -q /sys/kernel/security ||
+        mount -n -t securityfs securityfs /sys/kernel/security
+fi
 mount -n -t proc proc "$root/proc"
 mount -n --rbind /sys "$root/sys"
 mount -n --rbind /dev "$root/dev"
@@ -59,9 +73,25 @@ say "libvirt $(chroot "$root" dpkg-query -W -f='${Version}' libvirt-daemon)," \
 mkdir -p "$root/var/log/libvirt"
 # Warnings and errors, and everything of libvirt's PCI device handling
 # (binding, reset, return to the host driver).
-chroot "$root" env LIBVIRT_LOG_OUTPUTS="1:file:/var/log/libvirt/libvirtd.log" \
-    LIBVIRT_LOG_FILTERS="1:util.pci 1:*hostdev*" \
-    /usr/sbin/libvirtd --daemon
+if [ -d "$aa" ]; then
+    chroot "$root" apparmor_parser -r /etc/apparmor.d/usr.sbin.libvirtd \
+        /etc/apparmor.d/usr.lib.libvirt.virt-aa-helper
+    say "AppArmor: loaded $(grep -c . "$aa/profiles") profiles:" \
+        "$(grep -o '^[^ ]*libvirt[^ ]* ([a-z]*)' "$aa/profiles" | tr '\n' ' ')"
+else
+    say "no AppArmor in L1's kernel: libvirt runs QEMU unconfined"
+fi
+mkdir -p "$root/.l1"
+unshare -m sh -c '
+    set -e
+    mount --make-rprivate /
+    mount --rbind "$1" "$1"
+    cd "$1"
+    pivot_root . .l1
+    umount -l /.l1
+    exec env LIBVIRT_LOG_OUTPUTS="1:file:/var/log/libvirt/libvirtd.log" \
+        LIBVIRT_LOG_FILTERS="1:util.pci 1:*hostdev* 1:security" \
+        /usr/sbin/libvirtd --daemon' sh "$root"
 n=0
 until [ -S "$root/run/libvirt/libvirt-sock" ]; do
     n=$((n + 1))
