@@ -91,7 +91,13 @@ unshare -m sh -c '
     umount -l /.l1
     exec env LIBVIRT_LOG_OUTPUTS="1:file:/var/log/libvirt/libvirtd.log" \
         LIBVIRT_LOG_FILTERS="1:util.pci 1:*hostdev* 1:security" \
-        /usr/sbin/libvirtd --daemon' sh "$root"
+        /usr/sbin/libvirtd --daemon' sh "$root" || {
+    say "no mount namespace rooted in the root: libvirtd in a chroot," \
+        "where AppArmor cannot match its paths"
+    chroot "$root" env LIBVIRT_LOG_OUTPUTS="1:file:/var/log/libvirt/libvirtd.log" \
+        LIBVIRT_LOG_FILTERS="1:util.pci 1:*hostdev* 1:security" \
+        /usr/sbin/libvirtd --daemon
+}
 n=0
 until [ -S "$root/run/libvirt/libvirt-sock" ]; do
     n=$((n + 1))
