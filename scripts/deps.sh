@@ -2,6 +2,9 @@
 # Install the Debian packages a make target needs, when they are missing.
 # Usage: scripts/deps.sh GROUP...   (groups: build src kernel testbed deb
 #                                    libvirt bench parity)
+#        scripts/deps.sh --packages PACKAGE...
+# apt-get waits up to 10 minutes for the dpkg lock (other installs, or
+# unattended-upgrades on a fresh machine).
 set -eu
 
 # The libraries of Debian 12's QEMU build: the Build-Depends of the qemu
@@ -40,6 +43,11 @@ pkgs_bench="build-essential python3 strace gnuplot-nox"
 pkgs_parity="qemu-system-x86 qemu-system-gui qemu-block-extra"
 
 want=""
+if [ "${1:-}" = --packages ]; then
+    shift
+    want="$*"
+    set --
+fi
 for group in "$@"; do
     eval "want=\"\$want \$pkgs_$group\""
 done
@@ -55,7 +63,7 @@ case " $* " in
         }
         hdrs=$(find_headers)
         if [ -z "$hdrs" ] && [ "$(id -u)" = 0 ]; then
-            apt-get update -q >/dev/null
+            apt-get -o DPkg::Lock::Timeout=600 update -q >/dev/null
             hdrs=$(find_headers)
         fi
         [ -n "$hdrs" ] || {
@@ -80,5 +88,6 @@ if [ "$(id -u)" != 0 ]; then
     exit 1
 fi
 export DEBIAN_FRONTEND=noninteractive
-apt-get update -q >/dev/null
-apt-get install -y -q --no-install-recommends $missing >/dev/null
+apt-get -o DPkg::Lock::Timeout=600 update -q >/dev/null
+apt-get -o DPkg::Lock::Timeout=600 install -y -q --no-install-recommends \
+    $missing >/dev/null
