@@ -11,7 +11,7 @@
 #   PREFIX/lib/MULTIARCH/qemu-iommufd/    UI, audio, device, block modules
 #   /etc/apparmor.d/abstractions/libvirt-qemu.d/qemu-iommufd
 #                                         the lines libvirt's AppArmor
-#                                         profiles need for the two above
+#                                         profiles need for the three above
 # Left out, as Debian leaves them out: the qtest accelerator module (the
 # tiers run it from the build tree).  Left to Debian's packages, which have
 # the same files at these paths: QEMU's desktop file and icons
@@ -61,13 +61,16 @@ left=$(find "$stage" ! -type d)
 [ -z "$left" ] || die "meson installed files this script does not know:
 $left"
 
-# libvirt's AppArmor profiles (abstractions/libvirt-qemu) name Debian's
-# QEMU paths; they include what packages drop in libvirt-qemu.d.
+# libvirt's AppArmor profiles for QEMU (abstractions/libvirt-qemu) name
+# Debian's QEMU binaries and paths, one by one; they include what packages
+# drop in libvirt-qemu.d.  Without the binary's line, QEMU cannot even be
+# executed under the domain's profile.
 aa=$destdir/etc/apparmor.d/abstractions/libvirt-qemu.d
 mkdir -p "$aa"
 cat >"$aa/$suffix" <<EOF
-# qemu-iommufd: the data and modules of $prefix/bin/qemu-iommufd-system-x86_64
-# (Debian's QEMU has its own lines in abstractions/libvirt-qemu).
+# qemu-iommufd: $prefix/bin/qemu-iommufd-system-x86_64, its data and modules
+# (abstractions/libvirt-qemu names each of Debian's QEMU binaries).
+  $prefix/bin/qemu-iommufd-system-x86_64 rmix,
   $prefix/share/$suffix/** r,
   $prefix/$libdir/$suffix/*.so mr,
 EOF

@@ -126,6 +126,20 @@ def full_domain(xml, disk):
     return xml
 
 
+def free_root_port(dumpxml):
+    """The index of a pcie-root-port of the live domain that holds no
+    device (libvirt puts the bridge for a conventional PCI hostdev into one
+    of the domain's root ports): the last such, or None."""
+    root = ET.fromstring(dumpxml)
+    ports = [int(c.get('index')) for c in
+             root.findall("devices/controller[@type='pci']")
+             if c.get('model') == 'pcie-root-port']
+    used = {int(a.get('bus'), 16) for a in root.iter('address')
+            if a.get('type') == 'pci' and a.get('bus') is not None}
+    free = [p for p in ports if p not in used]
+    return free[-1] if free else None
+
+
 def vnc_socket(dumpxml):
     """The unix socket libvirt gave the VNC display."""
     listen = ET.fromstring(dumpxml).find(
