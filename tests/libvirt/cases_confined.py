@@ -31,6 +31,7 @@ def confinement(t, d):
             f'({filters} filters), AppArmor: '
             f'{confined.apparmor_label(d.pid)}')
 
+
 def wait_hostdevs(t, d, want, what):
     until(lambda: t.virsh('dumpxml', d.name).stdout.count('<hostdev ') ==
           want, 60, f'{want} hostdev(s) in the domain: {what}')
@@ -51,6 +52,7 @@ def plug_unplug(t, h, d, bdf, dev):
     wait_hostdevs(t, d, 1, f'after detaching {bdf}')
     return work
 
+
 def sandbox(t, h):
     """QEMU under libvirt's seccomp sandbox (qemu.conf at Debian's
     defaults): start, DMA, interrupts, hot-plug and unplug."""
@@ -68,6 +70,7 @@ def sandbox(t, h):
         return (f'{conf}; guest: {work}; attach-device {b}: {plugged}; '
                 f'detach-device; Seccomp still {mode}')
     return t.with_domain(d, body, clean=[a, b])
+
 
 def sandbox_map_threads(t, h):
     """map-threads under the sandbox: hot-plug over QMP (getfd of the
@@ -127,6 +130,7 @@ def sandbox_map_threads(t, h):
     finally:
         for fd in fds:
             os.close(fd)
+
 
 def apparmor(t, h):
     """libvirt's AppArmor driver as on Debian: virt-aa-helper writes
@@ -203,6 +207,7 @@ def apparmor(t, h):
                 f'(mode 0644, so by the profile alone): "{err}", '
                 f'"{gerr}"; kernel: {sorted(set(denied))}')
     return t.with_domain(d, body, clean=[a])
+
 
 def full_domain(t, h):
     """A Debian guest's domain as a management tool writes it, plus the

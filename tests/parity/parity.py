@@ -277,6 +277,7 @@ class Parity:
             print(f'# {kind} | {theirs} | {common} of them'
                   f'{" + " + ", ".join(extra) if extra else ""}'
                   f'{"; missing: " + ", ".join(excused) if excused else ""}')
+        print(f'1..{self.n}')
         print(f'parity: {self.n - self.failed} passed, {self.failed} failed',
               flush=True)
         return 1 if self.failed else 0
