@@ -73,12 +73,6 @@ cat >"$aa/$suffix" <<EOF
   $prefix/bin/qemu-iommufd-system-x86_64 rmix,
   $prefix/share/$suffix/** r,
   $prefix/$libdir/$suffix/*.so mr,
-# iommufd: libvirt passes /dev/iommu and the device's VFIO cdev, which
-# AppArmor checks against the domain's profile; virt-aa-helper (12.9)
-# names the legacy nodes there (/dev/vfio/vfio and every /dev/vfio/N
-# group) but neither of these.
-  /dev/iommu rw,
-  /dev/vfio/devices/vfio[0-9]* rw,
 EOF
 
 if [ "$prefix" != "$configured" ]; then
