@@ -32,6 +32,13 @@ def confinement(t, d):
             f'{confined.apparmor_label(d.pid)}')
 
 
+def free_port(t, d):
+    """The index of a pcie-root-port of the running @d with no device."""
+    port = confined.free_root_port(t.virsh('dumpxml', d.name).stdout)
+    check(port is not None, f'{d.name} has a free pcie-root-port')
+    return port
+
+
 def wait_hostdevs(t, d, want, what):
     until(lambda: t.virsh('dumpxml', d.name).stdout.count('<hostdev ') ==
           want, 60, f'{want} hostdev(s) in the domain: {what}')
@@ -172,12 +179,12 @@ def apparmor(t, h):
         # image of no domain: denied.
         node_opts = {'driver': 'file', 'read-only': True}
         _, err = confined.qmp_passing(
-            self, d.name, (), 'blockdev-add', filename=f'{IMAGES}/bzImage',
+            t, d.name, (), 'blockdev-add', filename=f'{IMAGES}/bzImage',
             **{'node-name': 'aa-own'}, **node_opts)
         check(err is None, f'QEMU opens its own kernel image: {err}')
         d.qmp('blockdev-del', **{'node-name': 'aa-own'})
         _, err = confined.qmp_passing(
-            self, d.name, (), 'blockdev-add', filename=other,
+            t, d.name, (), 'blockdev-add', filename=other,
             **{'node-name': 'aa-other'}, **node_opts)
         check(err and 'Permission denied' in err,
               f'{other} (mode 0644) refused: {err}')
@@ -185,7 +192,7 @@ def apparmor(t, h):
         # other edu (mode 0644 too): denied.
         for bdf, node in ((a, 'aa-dev'), (b, 'aa-other-dev')):
             _, err2 = confined.qmp_passing(
-                self, d.name, (), 'blockdev-add',
+                t, d.name, (), 'blockdev-add',
                 filename=pci(bdf, 'config'), **{'node-name': node},
                 **node_opts)
             seen[bdf] = err2
