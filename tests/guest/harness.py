@@ -12,7 +12,7 @@ import time
 from pylib.check import Fail, Hang, check
 from pylib.devices import PATHS
 from pylib.l2 import NUDGE_AFTER, NUDGED
-from pylib.tap import Tap, note
+from pylib.tap import Tap, bug, note
 from pylib.vm import ExecuteError
 
 EDU = '1234:11e8'
@@ -78,6 +78,8 @@ class Harness:
             self.res.report(name, True, detail)
         except (Fail, ExecuteError, OSError, subprocess.SubprocessError) as e:
             self.res.report(name, False, str(e), isinstance(e, Hang))
+        except Exception as e:          # pylint: disable=broad-except
+            self.res.report(name, False, bug(e))
 
     def sub(self, case, path, fn):
         self.run(case, path, lambda p: fn())
@@ -106,6 +108,8 @@ class Harness:
         except (Fail, ExecuteError, OSError) as e:
             self.res.report(f'{case}/{path}', False, str(e),
                             isinstance(e, Hang))
+        except Exception as e:          # pylint: disable=broad-except
+            self.res.report(f'{case}/{path}', False, bug(e))
         finally:
             rc = g.quit()
             if rc not in (0, None):

@@ -38,7 +38,7 @@ from pylib.iommufd import IOMMU_OPTION_OP_GET, IOMMU_OPTION_OP_SET, \
     ioas_alloc, rlimit_mode
 from pylib.procfs import bind, cdev_of, driver, group_of, memlock_limit, \
     pinners, write
-from pylib.tap import Tap, note
+from pylib.tap import Tap, bug, note
 from pylib.tracelog import find as trace
 from pylib.wait import until
 
@@ -195,6 +195,8 @@ class Tier:
             except (Fail, OSError, subprocess.SubprocessError, ValueError,
                     KeyError) as e:
                 self.report(name, False, str(e), isinstance(e, Hang))
+            except Exception as e:      # pylint: disable=broad-except
+                self.report(name, False, bug(e))
             finally:
                 self.reset_devices()
         self.tap.rerun_on_hang(name, once, 2)
@@ -206,6 +208,8 @@ class Tier:
         except (Fail, OSError, subprocess.SubprocessError, ValueError,
                 KeyError) as e:
             self.report(name, False, str(e), isinstance(e, Hang))
+        except Exception as e:          # pylint: disable=broad-except
+            self.report(name, False, bug(e))
 
     def with_domain(self, d, body, start=None, clean=(), drv='edu_guest'):
         """Start @d, run body(d), destroy and undefine it, then check that

@@ -16,6 +16,7 @@ again without its first results counting: rerun_on_hang.
 import collections
 import threading
 import time
+import traceback
 
 Result = collections.namedtuple('Result', 'name ok detail hang')
 
@@ -24,6 +25,16 @@ def note(msg):
     """A TAP comment line per line of @msg."""
     for line in str(msg).splitlines() or ['']:
         print(f'# {line}', flush=True)
+
+
+def bug(e):
+    """A failure that no case expects (an exception of the test's own
+    code, or of a library under it): its traceback as notes, and a
+    reason that names it, so that it fails its case and not the tier."""
+    note(''.join(traceback.format_exception(e)).rstrip())
+    where = traceback.extract_tb(e.__traceback__)[-1:]
+    at = f' at {where[0].filename}:{where[0].lineno}' if where else ''
+    return f'unexpected {type(e).__name__}{at}: {e}'
 
 
 def one_line(text):
