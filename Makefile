@@ -57,7 +57,7 @@ TLS_MIGRATION := $(addprefix /x86_64/migration/, \
 QTEST_SKIP := /x86_64/migration/dirty_ring /x86_64/migration/vcpu_dirty_limit \
 	$(TLS_MIGRATION)
 
-.PHONY: all build deps tree export checkpatch check check-qtest \
+.PHONY: all build deps tree export lint checkpatch check check-qtest \
 	check-roundtrip check-parity check-testbed check-watchdog check-series \
 	check-reliability check-asan \
 	check-guest check-mdev testbed-deps demo bench clean
@@ -76,6 +76,11 @@ build: tree
 export:
 	@scripts/export.sh $(TREE)
 
+# The tests' own Python and shell, checked without running them.
+lint:
+	@scripts/deps.sh lint
+	@scripts/lint.sh
+
 checkpatch: tree
 	@scripts/checkpatch.sh $(TREE)
 
@@ -90,8 +95,8 @@ check-qtest: build
 check: build deb testbed-deps
 	@QTEST_EXCLUDE="$(QTEST_EXCLUDE)" QTEST_SKIP="$(QTEST_SKIP)" PKG_DEBS=$(DEBS) \
 		scripts/check.sh $(OBJ) \
-		checkpatch roundtrip parity qtest testbed watchdog reliability guest \
-		libvirt
+		lint checkpatch roundtrip parity qtest testbed watchdog reliability \
+		guest libvirt
 
 # Our packages against Debian 12's qemu-system-x86 (tests/parity): devices,
 # objects, netdevs, displays, QMP commands, -sandbox, configure switches.
@@ -123,7 +128,7 @@ check-asan: tree testbed-deps
 	@tests/faultinject/check.sh --sanitizers build/obj-asan
 
 testbed-deps:
-	@scripts/deps.sh kernel testbed libvirt parity
+	@scripts/deps.sh kernel testbed libvirt parity lint
 
 # Each patch of the series builds on its own (not part of check: slow).
 check-series: tree

@@ -1,8 +1,8 @@
 #!/bin/bash
 # Run every test tier of `make check` and close with one summary line.
 # Usage: scripts/check.sh BUILDDIR TIER...
-#   tiers: checkpatch roundtrip parity qtest testbed watchdog reliability
-#          guest libvirt
+#   tiers: lint checkpatch roundtrip parity qtest testbed watchdog
+#          reliability guest libvirt
 # QTEST_EXCLUDE lists qtest-x86_64 tests to leave out (see the Makefile).
 # PKG_DEBS: the directory of the packages of BUILDDIR (make deb), which the
 # parity tier compares with Debian's QEMU and the libvirt tier installs.
@@ -83,6 +83,9 @@ EOF
 for tier in "$@"; do
     echo "=== check: $tier"
     case "$tier" in
+    lint)
+        "$repo/scripts/lint.sh" 2>&1 | tee "$log"
+        ;;
     checkpatch)
         "$repo/scripts/checkpatch.sh" "$repo/build/qemu" 2>&1 | tee "$log"
         ;;

@@ -1,7 +1,7 @@
 #!/bin/sh
 # Install the Debian packages a make target needs, when they are missing.
 # Usage: scripts/deps.sh GROUP...   (groups: build src kernel testbed deb
-#                                    libvirt bench parity)
+#                                    libvirt bench parity lint)
 #        scripts/deps.sh --packages PACKAGE...
 # apt-get waits up to 10 minutes for the dpkg lock (other installs, or
 # unattended-upgrades on a fresh machine).
@@ -41,6 +41,9 @@ pkgs_bench="build-essential python3 strace gnuplot-nox"
 # desktop user installs it: the emulator, its GUI modules (GTK, SDL,
 # PulseAudio, virtio-gpu-gl) and the extra block drivers.
 pkgs_parity="qemu-system-x86 qemu-system-gui qemu-block-extra"
+
+# scripts/lint.sh: the tests' Python and shell checked without running.
+pkgs_lint="python3-pyflakes shellcheck"
 
 want=""
 if [ "${1:-}" = --packages ]; then

@@ -397,7 +397,7 @@ def summary_rows(rep):
 
 
 def write(rep, png_map, png_init, png_running):
-    raw, R = rep.raw, rep.ratios
+    raw = rep.raw
     if "parallel" in raw:
         write_parallel(rep)
     if "large" in raw:

@@ -13,7 +13,7 @@ class Markdown:
     def write(self, docs, png_name, png_large=("large-map.png",
                                               "large-init.png",
                                               "running.png")):
-        raw, host, R = self.raw, self.host, self.ratios
+        raw, host = self.raw, self.host
         env = raw["env"]
         self.out("# Benchmarks: iommufd against the legacy container and "
                  "the kernel's own cost", "",
