@@ -129,8 +129,13 @@ def main():
             say(name, 'L1 froze before the tier began; it runs again')
             keep_logs(l1_args, freezes)
             continue
-        todo = [g for g in (todo or groups) if g not in ended]
-        running = [g for g in began if g not in ended]
+        # A group runs while it began more often than it ended (with
+        # --repeat a group begins and ends once per repeat): the group
+        # that was running runs again, with those that never ended.
+        running = [g for g in dict.fromkeys(began)
+                   if began.count(g) > ended.count(g)]
+        todo = [g for g in (todo or groups)
+                if g not in ended or g in running]
         for g in running:
             if g in rerun:
                 todo.remove(g)
