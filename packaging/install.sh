@@ -73,6 +73,10 @@ cat >"$aa/$suffix" <<EOF
   $prefix/bin/qemu-iommufd-system-x86_64 rmix,
   $prefix/share/$suffix/** r,
   $prefix/$libdir/$suffix/*.so mr,
+# What it reads to check passed descriptors: /dev/iommu's device number and
+# the major of the VFIO cdevs.
+  /sys/devices/virtual/misc/iommu/dev r,
+  /proc/devices r,
 EOF
 
 if [ "$prefix" != "$configured" ]; then

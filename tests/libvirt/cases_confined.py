@@ -203,6 +203,14 @@ def apparmor(t, h):
               f'{b}\'s config (mode 0644) refused: {gerr}')
         denied = confined.denials(log, profile)
         names = {n for _, n in denied}
+        # What QEMU reads to check the fds libvirt passed, at start-up
+        # and hot-plug: allowed by the package's lines in
+        # abstractions/libvirt-qemu.d.
+        since = {n for _, n in confined.denials(boot, profile)}
+        check(not since & {'/proc/devices',
+                           '/sys/devices/virtual/misc/iommu/dev'},
+              f'QEMU reads /proc/devices and /dev/iommu\'s number: '
+              f'denied {since}')
         check(other in names and
               any(n.endswith(f'{b}/config') for n in names),
               f'AppArmor logged the denials of {other} and {b}\'s '
@@ -214,6 +222,7 @@ def apparmor(t, h):
                 f'its own kernel image and device config open; denied '
                 f'(mode 0644, so by the profile alone): "{err}", '
                 f'"{gerr}"; kernel: {sorted(set(denied))}')
+    boot = confined.kernel_log()
     return t.with_domain(d, body, clean=[a])
 
 
