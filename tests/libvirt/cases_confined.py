@@ -131,7 +131,7 @@ def sandbox_map_threads(t, h):
         mode, _ = confined.seccomp(d.pid)
         check(mode == '2' and d.alive(), f'QEMU alive, Seccomp: {mode}')
         return (f'Seccomp: {mode}; QMP hot-plug of {b} on iommufd-mt '
-                f'(map-threads 2): {chunks[0].split(":", 1)[1]}, ret=0; '
+                f'(map-threads 2): {chunks[0].split(" ", 1)[1]}, ret=0; '
                 f'guest: {work}; device_del, object-del')
     try:
         return t.with_domain(d, body, clean=[a])
