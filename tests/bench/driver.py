@@ -14,7 +14,7 @@ BENCH_REF (ioas-map-ref, default build/bench's), L1_EDU_BDFS,
 L1_RESULTS; BENCH_KERNEL and BENCH_GUEST_DIR (the guest tier's kernel and
 build directory, for the parts that boot guests); BENCH_QUICK=1 for fewer
 repetitions (a smoke run);
-BENCH_ONLY=parallel,large,running,syscalls,startup,map,hotplug,memory for some
+BENCH_ONLY=viommu,parallel,large,running,syscalls,startup,map,hotplug,memory for some
 parts only; BENCH_MAP_SIZES="256 1024" (MiB) and BENCH_MAP_RUNS=N for the
 mapping part; BENCH_LARGE_SIZES="1 2 4 8" (GiB), BENCH_LARGE_RUNS=N,
 BENCH_LARGE_RUNS_OTHER=N, BENCH_PMAP_SIZES="4 8" (GiB), BENCH_PMAP_RUNS=N,
@@ -44,6 +44,17 @@ TOP = os.path.dirname(os.path.dirname(HERE))
 QEMU = os.environ.get("BENCH_QEMU",
                       os.path.join(TOP, "build/obj/qemu-system-x86_64"))
 REF = os.environ.get("BENCH_REF", os.path.join(TOP, "build/bench/ioas-map-ref"))
+# The peer: a later upstream QEMU (Debian's binary package, unpacked by
+# scripts/peer-qemu.sh), measured beside ours where a figure applies.
+PEER = os.environ.get("BENCH_PEER") or None
+PEER_LABEL = os.environ.get("BENCH_PEER_LABEL", "upstream")
+# What the peer's intel-iommu needs here: its default address width (48)
+# is more than this host's IOMMU maps, which it refuses.
+PEER_VIOMMU = "aw-bits=39"
+# Sections 1-5 start QEMU paused under KVM where L1 has it: the peer, a
+# distribution build, has no qtest accelerator (its qtest protocol works
+# with KVM, as ours does).
+ACCEL = "kvm" if os.access("/dev/kvm", os.R_OK | os.W_OK) else "qtest"
 OUT = os.environ["L1_RESULTS"]
 # Logs go to L1's tmpfs while measuring (the results share is 9p, slow
 # enough to show in the figures) and are copied there at the end.
@@ -59,6 +70,21 @@ HOTPLUG_CYCLES = 3 if QUICK else 12
 MEMORY_RUNS = 1 if QUICK else 3
 SLOTS = [4, 5]
 PATHS = ["iommufd", "legacy"]
+
+
+def peer_variants(paths=PATHS):
+    """The peer's variants, named PEER_LABEL-PATH (none without a peer)."""
+    return ["%s-%s" % (PEER_LABEL, p) for p in paths] if PEER else []
+
+
+def qemu_of(variant):
+    """(binary, path) of a variant: ours for 'iommufd' or 'legacy' (or
+    'qemu-PATH'), the peer's for 'PEER_LABEL-PATH'."""
+    if PEER and variant.startswith(PEER_LABEL + "-"):
+        return PEER, variant[len(PEER_LABEL) + 1:]
+    if variant.startswith("qemu-"):
+        return QEMU, variant[5:]
+    return QEMU, variant
 
 # Trace events: only what a figure needs, the same for both paths.
 REALIZE_EVENTS = ["vfio_mdev", "vfio_intx_enable"]
@@ -87,8 +113,8 @@ class Vm(QtestMachine):
     (-ttt) are, to place its calls in phases.
     """
 
-    def __init__(self, name, args, mem="256M", accel="qtest", events=(),
-                 strace=None, extra=()):
+    def __init__(self, name, args, mem="256M", accel=ACCEL, events=(),
+                 strace=None, extra=(), qemu=QEMU):
         self.tmp = tempfile.mkdtemp(prefix="bench-", dir="/tmp")
         self.trace = os.path.join(LOGS, name + ".trace")
         self.strace = os.path.join(LOGS, name + ".strace") if strace else None
@@ -96,11 +122,13 @@ class Vm(QtestMachine):
                "-msg", "timestamp=on", "-D", self.trace]
         for e in events:
             cmd += ["-trace", "enable=" + e]
+        if accel != "qtest":
+            cmd += ["-S"]           # no guest code runs, as under qtest
         cmd += list(extra) + list(args)
         wrapper = []
         if strace:
             wrapper = STRACE + ["-e", "trace=" + strace, "-o", self.strace]
-        super().__init__(QEMU, cmd, name, LOGS, wrapper=wrapper,
+        super().__init__(qemu, cmd, name, LOGS, wrapper=wrapper,
                          sock_dir=self.tmp, accel=accel, launch_timeout=120)
         self.t_exec = time.time()
         try:
@@ -404,15 +432,14 @@ def budget_phase(path, phase, calls, trace):
 
 
 def bench_syscalls(names):
-    accel = "kvm" if os.access("/dev/kvm", os.R_OK | os.W_OK) else "qtest"
-    log("== 1. syscall budget (accel %s)" % accel)
-    result = {"accel": accel, "paths": {}}
-    for path in PATHS:
-        name = "budget-" + path
-        extra = ["-S"] if accel == "kvm" else []
+    log("== 1. syscall budget (accel %s)" % ACCEL)
+    result = {"accel": ACCEL, "paths": {}}
+    for variant in PATHS + peer_variants():
+        qemu, path = qemu_of(variant)
+        name = "budget-" + variant
         marks = []          # wall-clock: strace -ttt's and the trace's
-        vm = Vm(name, cold_args(path, 1), accel=accel, extra=extra,
-                events=MAP_EVENTS, strace="ioctl,openat,close")
+        vm = Vm(name, cold_args(path, 1), events=MAP_EVENTS,
+                strace="ioctl,openat,close", qemu=qemu)
         marks.append(("start", vm.t_exec))
         t = time.time()
         marks.append(("second", t))
@@ -437,11 +464,11 @@ def bench_syscalls(names):
             phases[phase] = budget_phase(path, phase, pc, pt)
             p = phases[phase]
             log("  %-8s %-11s %2d calls (minimum %2d), device-common %d, "
-                "extra: %s" % (path, phase, p["count"], p["minimum_count"],
+                "extra: %s" % (variant, phase, p["count"], p["minimum_count"],
                                p["device_common_count"],
                                ", ".join(e["name"] for e in p["extra"])
                                or "none"))
-        result["paths"][path] = {"phases": phases,
+        result["paths"][variant] = {"phases": phases,
                                  "quit_calls": [c["name"] for c in calls
                                                 if c["t"] >= marks[-1][1]]}
     return result
@@ -450,14 +477,18 @@ def bench_syscalls(names):
 # --- 2. Start-up -----------------------------------------------------------
 
 def bench_startup():
-    log("== 2. start-up, %d runs each, interleaved" % STARTUP_RUNS)
-    variants = ["none", "legacy", "iommufd"]
+    log("== 2. start-up, %d runs each, interleaved, accel %s"
+        % (STARTUP_RUNS, ACCEL))
+    variants = ["none", "legacy", "iommufd"] + peer_variants()
     runs = {v: [] for v in variants}
     for i in range(STARTUP_RUNS):
-        order = variants[i % 3:] + variants[:i % 3]
+        k = i % len(variants)
+        order = variants[k:] + variants[:k]
         for v in order:
-            args = [] if v == "none" else cold_args(v, 1)
-            vm = Vm("startup-%s-%d" % (v, i), args, events=REALIZE_EVENTS)
+            qemu, path = qemu_of(v)
+            args = [] if v == "none" else cold_args(path, 1)
+            vm = Vm("startup-%s-%d" % (v, i), args, events=REALIZE_EVENTS,
+                    qemu=qemu)
             vm.quit()
             trace = read_trace(vm.trace)
             t_begin, t_end = first(trace, "vfio_mdev"), \
@@ -472,7 +503,7 @@ def bench_startup():
     for v in variants:
         log("  %-8s " % v + ", ".join("%s %.3f s" % kv for kv in
                                       med[v].items()))
-    return {"runs": runs, "median": med}
+    return {"runs": runs, "median": med, "accel": ACCEL}
 
 
 # --- 3. Mapping cost -------------------------------------------------------
@@ -526,8 +557,9 @@ def bench_map(names):
         % (MAP_SIZES, MAP_RUNS))
     bdf = BDFS[0]
     cdev, group = vfio_nodes(bdf)
-    variants = ["qemu-iommufd", "qemu-legacy", "ref-iommufd", "ref-type1"]
-    result = {"sizes_mib": MAP_SIZES, "runs": {}, "median": {},
+    variants = ["qemu-iommufd", "qemu-legacy", "ref-iommufd",
+                "ref-type1"] + peer_variants()
+    result = {"sizes_mib": MAP_SIZES, "accel": ACCEL, "runs": {}, "median": {},
               "calls": {}, "ref_internal": {}}
     for size in MAP_SIZES:
         runs = {v: [] for v in variants}
@@ -548,10 +580,14 @@ def bench_map(names):
                 variants[:i % len(variants)]
             for v in order:
                 tag = "map-%d-%s-%d" % (size, v, i)
-                if v.startswith("qemu-"):
-                    path = v[5:]
-                    vm = Vm(tag, cold_args(path, 1, 1), mem="%dM" % size,
-                            events=MAP_EVENTS, strace="ioctl")
+                if not v.startswith("ref-"):
+                    qemu, path = qemu_of(v)
+                    # One call per section (map-threads=1) for ours; the
+                    # peer has no such property.
+                    threads = 1 if qemu == QEMU else None
+                    vm = Vm(tag, cold_args(path, 1, threads),
+                            mem="%dM" % size, events=MAP_EVENTS,
+                            strace="ioctl", qemu=qemu)
                     vm.quit()
                     total, each = strace_map_sum(vm.strace, names,
                                                  MAP_NAME[path])
@@ -617,10 +653,11 @@ def hotplug_traced(names, cycles=3):
     return out
 
 
-def bench_hotplug(names):
-    log("== 4. hot-plug, %d cycles each, interleaved" % HOTPLUG_CYCLES)
-    vm = Vm("hotplug", ["-object", "iommufd,id=iommufd0"])
-    runs = {p: [] for p in PATHS}
+def hotplug_runs(tag, qemu, prefix=""):
+    """Hot-plug cycles of both paths in one QEMU: {PREFIX+path: cycles},
+    and each path's first cycle."""
+    vm = Vm(tag, ["-object", "iommufd,id=iommufd0"], qemu=qemu)
+    runs = {prefix + p: [] for p in PATHS}
     first_cycle = {}
     try:
         # The first cycle of each path faults guest RAM in (pinning does);
@@ -628,21 +665,32 @@ def bench_hotplug(names):
         # does.  Recorded apart.
         for path in PATHS:
             t0, t1, t2 = hotplug_cycle(vm, path)
-            first_cycle[path] = {"add": t1 - t0, "del": t2 - t1}
+            first_cycle[prefix + path] = {"add": t1 - t0, "del": t2 - t1}
         for i in range(HOTPLUG_CYCLES):
             for path in (PATHS if i % 2 == 0 else PATHS[::-1]):
                 t0, t1, t2 = hotplug_cycle(vm, path)
-                runs[path].append({"add": t1 - t0, "del": t2 - t1,
-                                   "cycle": t2 - t0})
+                runs[prefix + path].append({"add": t1 - t0, "del": t2 - t1,
+                                            "cycle": t2 - t0})
     finally:
         vm.quit()
+    return runs, first_cycle
+
+
+def bench_hotplug(names):
+    log("== 4. hot-plug, %d cycles each, interleaved" % HOTPLUG_CYCLES)
+    runs, first_cycle = hotplug_runs("hotplug", QEMU)
+    if PEER:
+        # The peer in a QEMU of its own, after ours.
+        r, f = hotplug_runs("hotplug-" + PEER_LABEL, PEER, PEER_LABEL + "-")
+        runs.update(r)
+        first_cycle.update(f)
     med = {p: {k: median([r[k] for r in runs[p]]) for k in runs[p][0]}
-           for p in PATHS}
-    for p in PATHS:
+           for p in runs}
+    for p in runs:
         log("  %-8s " % p + ", ".join("%s %.3f s" % kv for kv in
                                       med[p].items()))
     return {"runs": runs, "median": med, "first_cycle": first_cycle,
-            "traced": hotplug_traced(names)}
+            "traced": hotplug_traced(names), "accel": ACCEL}
 
 
 # --- 5. Memory -------------------------------------------------------------
@@ -691,7 +739,12 @@ def environment():
         "kvm": os.path.exists("/dev/kvm"),
         "edu_bdfs": BDFS,
         "quick": QUICK,
+        "accel": ACCEL,
     }
+    if PEER:
+        env["peer"] = {"label": PEER_LABEL, "binary": PEER,
+                       "qemu": sh(PEER + " --version | head -n1"),
+                       "viommu": PEER_VIOMMU}
     return env
 
 
@@ -724,7 +777,21 @@ def main():
     rc = 0
     from large import bench_large, bench_parallel
     from running import bench_running
-    steps = [("parallel", lambda: bench_parallel(BDFS)),
+    from viommu import bench_viommu
+
+    def bench_migration(peers):
+        # The migration branch's part (issue 19 item 6), once it exists:
+        # total time and downtime of the same mtty migration, ours on
+        # each path and the peer.
+        try:
+            from migration import bench_migration as run
+        except ImportError:
+            return None
+        return run(BDFS, peers)
+    peers = [(PEER_LABEL, PEER, PEER_VIOMMU)] if PEER else []
+    steps = [("viommu", lambda: bench_viommu(BDFS, peers)),
+             ("migration", lambda: bench_migration(peers)),
+             ("parallel", lambda: bench_parallel(BDFS)),
              ("large", lambda: bench_large(BDFS)),
              ("running", lambda: bench_running(BDFS)),
              ("syscalls", lambda: bench_syscalls(names)),
@@ -738,7 +805,10 @@ def main():
             continue
         t0 = time.monotonic()
         try:
-            results[key] = fn()
+            r = fn()
+            if r is None:           # a part that does not exist yet
+                continue
+            results[key] = r
         except Exception as e:      # record it, go on, fail at the end
             log("!! %s broke: %s" % (key, e))
             results.setdefault("errors", {})[key] = str(e)

@@ -7,11 +7,13 @@ L1) with or without an assigned edu, so one run gives both figures: the
 map time from QEMU's trace (the first RAM section the listener saw to the
 last map call before the device's info was read: wall time, which is what
 counts once several threads map) and the time from exec to the guest's
-init saying @@READY.  iommufd runs twice: with map-threads=0 (chunks
-mapped by one thread per CPU) and with map-threads=1 (one call per
-section, the default, as every VMM does).  The reference program replays QEMU's own
-calls (IOVAs, sizes, layout) from one thread and from two, on memory of
-the same kind, and the same with type1.
+init saying @@READY.  iommufd runs twice: with its default map-threads
+(auto: chunks mapped by one thread per CPU where the RAM is preallocated
+or on huge pages, one call per section otherwise) and with map-threads=1
+(one call per section, as every VMM does).  The peer (a later upstream
+QEMU, its iommufd backend) boots alike.  The reference program replays
+QEMU's own calls (IOVAs, sizes, layout) from one thread and from two, on
+memory of the same kind, and the same with type1.
 
 Imported by driver.py; run inside L1 (it needs /dev/kvm, the edus bound
 to vfio-pci, and hugetlbfs in L1's kernel).
@@ -22,36 +24,37 @@ import subprocess
 import time
 import types
 
-from driver import LOGS, QUICK, REF, QEMU, log, median, read_trace, hexarg, \
-    map_spec, vfio_nodes
+from driver import LOGS, PEER, PEER_LABEL, QUICK, REF, QEMU, log, median, \
+    read_trace, hexarg, map_spec, vfio_nodes
 from pylib.devices import edu_arg, path_objects
 from pylib.l2 import Guest
 
 SIZES_GIB = [int(x) for x in os.environ.get(
-    "BENCH_LARGE_SIZES", "1 2" if QUICK else "1 2 4 8").split()]
-# Boots per variant and size, each kind (the whole benchmark has to fit
-# in 45 minutes on 2 cores; the parallel part below repeats the map).
-RUNS = int(os.environ.get("BENCH_LARGE_RUNS", 1))
-RUNS_OTHER = int(os.environ.get("BENCH_LARGE_RUNS_OTHER", 1))
+    "BENCH_LARGE_SIZES", "1" if QUICK else "1 4").split()]
+# Boots per variant and size, each kind: 5 for a spread (the whole
+# benchmark has to fit in 60 minutes on 2 cores, hence two sizes).
+RUNS = int(os.environ.get("BENCH_LARGE_RUNS", 1 if QUICK else 5))
+RUNS_OTHER = int(os.environ.get("BENCH_LARGE_RUNS_OTHER", RUNS))
 # hugetlb first: its pages are reserved while L1's memory is unfragmented.
 KINDS = ["hugetlb", "anon", "prealloc"]
-# QEMU variants: the device path and the iommufd object's map-threads.
-# Without a device ("none") only on anonymous RAM: the guest's own start.
-VARIANTS = [("none", None), ("legacy", None), ("iommufd", 0),
-            ("iommufd-serial", 1)]
+# QEMU variants: the device path and the iommufd object's map-threads
+# ("iommufd": its default).  Without a device ("none") only on anonymous
+# RAM: the guest's own start.  The peer on its iommufd backend.
+VARIANTS = [("none", None), ("legacy", None), ("iommufd", None),
+            ("iommufd-serial", 1)] + ([(PEER_LABEL, None)] if PEER else [])
 # Parallel against serial map alone (no guest boot, -accel qtest): sizes
 # (GiB) and interleaved pairs of starts, anonymous RAM.
 PMAP_SIZES = [int(x) for x in os.environ.get(
-    "BENCH_PMAP_SIZES", "4" if QUICK else "4 8").split()]
-PMAP_RUNS = int(os.environ.get("BENCH_PMAP_RUNS", 1 if QUICK else 3))
+    "BENCH_PMAP_SIZES", "4").split()]
+PMAP_RUNS = int(os.environ.get("BENCH_PMAP_RUNS", 1 if QUICK else 5))
 HUGEPAGES = "/dev/hugepages-bench"
 GUEST_DIR = os.environ.get("BENCH_GUEST_DIR", "")
 
 
-def guest_args():
+def guest_args(qemu=QEMU):
     """What pylib.l2.Guest wants of a command line."""
     return types.SimpleNamespace(
-        qemu=QEMU, kernel=os.environ["BENCH_KERNEL"],
+        qemu=qemu, kernel=os.environ["BENCH_KERNEL"],
         initrd=os.path.join(GUEST_DIR, "initramfs.cpio.gz"),
         workdir="/tmp", verbose=False, keep=False,
         logdir=os.path.join(LOGS, "guests"))
@@ -75,9 +78,9 @@ def device_args(variant, bdf):
         return []
     if variant == "legacy":
         return edu_arg("legacy", bdf, "hostdev0")
-    # map-threads=0: one thread per CPU of L1; 1, the default: one call
-    # per section.
-    threads = 1 if variant == "iommufd-serial" else 0
+    # map-threads=1: one call per section; the default (and the peer,
+    # which has no such property): unset.
+    threads = 1 if variant == "iommufd-serial" else None
     return path_objects("iommufd", threads) + \
         edu_arg("iommufd", bdf, "hostdev0")
 
@@ -89,17 +92,29 @@ TRACE = ("vfio_listener_region_add_ram", "vfio_dma_map_chunks*",
 def map_phase(trace):
     """(wall seconds, map calls, threads) of the maps made while the
     device was attached: from the first RAM section to the last map before
-    vfio_get_device."""
-    end = next((t for t, e, _ in trace if e == "vfio_get_device"), None)
+    vfio_get_device.  Map calls are vfio_dma_map, or the backend's event
+    for the peer, which has no vfio_dma_map; where vfio_get_device does not
+    follow the maps (the peer), the attach ends at the first RAM section
+    that came more than a second after the last map."""
     start = next((t for t, e, _ in trace
                   if e == "vfio_listener_region_add_ram"), None)
-    if start is None or end is None:
+    if start is None:
         return None, 0, 1
+    end = next((t for t, e, _ in trace
+                if e == "vfio_get_device" and t >= start), None)
+    names = {e for _, e, _ in trace}
+    mapev = "vfio_dma_map" if "vfio_dma_map" in names else \
+        "iommufd_backend_map_dma"
     last, calls, threads = start, 0, 1
     for t, e, a in trace:
-        if t > end:
+        if t < start:
+            continue
+        if end is not None and t > end:
             break
-        if e == "vfio_dma_map" and t >= start:
+        if end is None and e == "vfio_listener_region_add_ram" and \
+                t - last > 1.0:
+            break
+        if e == mapev:
             calls += 1
             last = max(last, t)
         elif e == "vfio_dma_map_chunks_done":
@@ -112,7 +127,8 @@ def map_phase(trace):
 def boot(variant, kind, gib, bdf, tag):
     """One guest: exec to @@READY, and the map phase of its trace."""
     objs, machine = memory_args(kind, gib)
-    g = Guest(guest_args(), tag, objs + device_args(variant, bdf),
+    qemu = PEER if PEER and variant == PEER_LABEL else QEMU
+    g = Guest(guest_args(qemu), tag, objs + device_args(variant, bdf),
               mem="%dG" % gib, machine_extra=machine,
               extra=("-msg", "timestamp=on"), trace=TRACE)
     t0 = time.monotonic()
@@ -203,7 +219,8 @@ def bench_kind(kind, bdf, cdev, group, result):
                 tag = "large-%s-%d-%s-%d" % (kind, gib, v, i)
                 x = boot(v, kind, gib, bdf, tag)
                 r[v].append(x)
-                if v.startswith("iommufd") and v not in specs:
+                if v.startswith("iommufd") and v not in specs and \
+                        x["calls"]:
                     specs[v] = os.path.join(LOGS, tag + ".spec")
                     map_spec(read_trace(x["trace"]), specs[v],
                              "vfio_get_device")
@@ -239,8 +256,9 @@ def bench_parallel(bdfs):
     answers.  Pairs interleaved, the first of a pair alternating."""
     from driver import Vm
     bdf = bdfs[0]
-    log("== parallel map: %s GiB, anonymous RAM, %d pairs"
-        % (PMAP_SIZES, PMAP_RUNS))
+    log("== parallel map: %s GiB, anonymous RAM, %d pairs: map-threads=1 "
+        "against chunks (map-threads=%d)" % (PMAP_SIZES, PMAP_RUNS,
+                                              os.cpu_count()))
     out = {"sizes_gib": PMAP_SIZES, "runs": {}}
     events = TRACE + ("vfio_dma_map",)
     for gib in PMAP_SIZES:
@@ -249,8 +267,10 @@ def bench_parallel(bdfs):
             order = ["serial", "parallel"] if i % 2 else ["parallel",
                                                           "serial"]
             for v in order:
+                # Chunks forced: the default (auto) maps anonymous RAM in
+                # one call.
                 obj = "iommufd,id=iommufd0,map-threads=%d" % (
-                    1 if v == "serial" else 0)
+                    1 if v == "serial" else os.cpu_count())
                 vm = Vm("pmap-%d-%s-%d" % (gib, v, i),
                         ["-object", obj] + edu_arg("iommufd", bdf, "hostdev0"),
                         mem="%dG" % gib, events=events)

@@ -18,6 +18,7 @@ import sys
 
 import plots
 import report_large
+import report_peer
 from report_fmt import PATHS, PHASES, fmt_kb, fmt_r, fmt_s, in_noise, med, \
     noise_note, ratio, sizes, traced_calls, worse
 from report_md import Markdown
@@ -47,6 +48,7 @@ class Report(Markdown):
         raw = self.raw
         if "syscalls" in raw:
             sc = {}
+            # Ours: the paths by their names; the peer's are PEER-PATH.
             for ph, _ in PHASES:
                 i = raw["syscalls"]["paths"]["iommufd"]["phases"][ph]
                 lg = raw["syscalls"]["paths"]["legacy"]["phases"][ph]
@@ -92,6 +94,7 @@ class Report(Markdown):
                 self.ratios["memory"]["pinned-%d" % n] = ratio(
                     i["VmPin"] + i["VmLck"], lg["VmPin"] + lg["VmLck"])
         report_large.compute(self)
+        report_peer.compute(self)
 
     # --- explanations ----------------------------------------------------
 

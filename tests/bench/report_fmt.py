@@ -107,3 +107,32 @@ def traced_calls(cycles):
         if d >= 0.001:
             parts.append("%s %s" % (n, fmt_s(d)))
     return parts
+
+
+def verdict(a, b):
+    """'win' when every run of @a took less than every run of @b, 'loss'
+    when every run took more, 'within noise' when the ranges overlap
+    (or there is one run or none of either)."""
+    if not a or not b or len(a) < 2 or len(b) < 2:
+        return None
+    if max(a) < min(b):
+        return "win"
+    if min(a) > max(b):
+        return "loss"
+    return "within noise"
+
+
+def fmt_rv(a, b):
+    """The ratio of the medians of two variants' runs, with its verdict."""
+    r = ratio(med(a), med(b))
+    v = verdict(a, b)
+    return fmt_r(r) + (" (%s)" % v if v and r is not None else "")
+
+
+def cell_range(xs):
+    """'median (min–max)' of runs, or the one value."""
+    if not xs:
+        return "—"
+    if len(xs) == 1:
+        return fmt_s(xs[0])
+    return "%s (%s–%s)" % (fmt_s(med(xs)), fmt_s(min(xs)), fmt_s(max(xs)))

@@ -9,13 +9,17 @@ reference, and the parallel map above 0.70 of the serial one at 4 GiB
 and more (the target).
 """
 
-from report_fmt import fmt_r, fmt_s, med, p_faster, ratio
+from report_fmt import fmt_r, fmt_rv, fmt_s, med, p_faster, ratio
 
 KIND_TITLE = {"anon": "anonymous RAM", "hugetlb": "hugetlbfs (2 MiB pages)",
               "prealloc": "anonymous RAM, prealloc=on"}
 VARIANT_TITLE = {"none": "no device", "legacy": "legacy",
-                 "iommufd": "iommufd, map-threads=0 (chunks, %s threads)",
-                 "iommufd-serial": "iommufd, map-threads=1 (default)"}
+                 "iommufd": "iommufd, default map-threads (auto: chunks on "
+                            "%s threads only where RAM is preallocated or "
+                            "on huge pages)",
+                 "iommufd-serial": "iommufd, map-threads=1 (one call per "
+                                   "section)",
+                 "upstream": "upstream, iommufd"}
 REF_TITLE = {"iommufd-1": "reference, iommufd, 1 thread",
              "iommufd-n": "reference, iommufd, chunks, %s threads",
              "type1-1": "reference, type1, 1 thread",
@@ -62,9 +66,9 @@ def compute(rep):
                 ref = {k: med(x) for k, x in
                        lg["ref"].get(kind, {}).get(gib, {}).items()}
                 out.setdefault(kind, {})[gib] = {
-                    "map iommufd/legacy":
+                    "map iommufd/legacy": ratio(m["iommufd"], m["legacy"]),
+                    "map serial/legacy":
                         ratio(m["iommufd-serial"], m["legacy"]),
-                    "map chunks/legacy": ratio(m["iommufd"], m["legacy"]),
                     "map parallel/serial":
                         ratio(m["iommufd"], m["iommufd-serial"]),
                     "map qemu/ref (parallel)":
@@ -75,9 +79,11 @@ def compute(rep):
                         ratio(ref.get("iommufd-n"), ref.get("iommufd-1")),
                     "ref type1 parallel/serial":
                         ratio(ref.get("type1-n"), ref.get("type1-1")),
-                    "init iommufd/legacy":
+                    "init iommufd/legacy": ratio(i["iommufd"], i["legacy"]),
+                    "init serial/legacy":
                         ratio(i["iommufd-serial"], i["legacy"]),
-                    "init chunks/legacy": ratio(i["iommufd"], i["legacy"]),
+                    "init default/serial":
+                        ratio(i["iommufd"], i["iommufd-serial"]),
                 }
         rep.ratios["large"] = out
     if "parallel" in raw:
@@ -125,7 +131,8 @@ def explain(rep):
             for gib, r in per.items():
                 title = "%s GiB, %s" % (gib, KIND_TITLE[kind])
                 pr = r["map parallel/serial"]
-                if pr is not None and int(gib) >= 4 and \
+                # The target applies where the default maps in chunks.
+                if pr is not None and int(gib) >= 4 and kind != "anon" and \
                         round(pr, 2) > PARALLEL_TARGET:
                     rep.flag("map time, parallel/serial, " + title, pr,
                              "the target 0.70", why_parallel(lg, kind, gib,
@@ -136,7 +143,7 @@ def explain(rep):
                     x = r[key]
                     if x is not None and round(x, 2) > 1.0:
                         what = "map" if key.startswith("map") else "ready"
-                        a = values(lg, kind, gib, "iommufd-serial", what)
+                        a = values(lg, kind, gib, "iommufd", what)
                         b = values(lg, kind, gib, "legacy", what)
                         why = [w for w in (spread(a, b, "iommufd"),) if w]
                         if what == "ready":
@@ -266,14 +273,14 @@ def ref_cycle_close(rn):
 
 def init_parts(lg, kind, gib):
     m = {v: med(values(lg, kind, gib, v, "ready"))
-         for v in ("none", "legacy", "iommufd-serial")}
+         for v in ("none", "legacy", "iommufd")}
     mp = {v: med(values(lg, kind, gib, v, "map"))
-          for v in ("legacy", "iommufd-serial")}
+          for v in ("legacy", "iommufd")}
     return ("no device %s; with the device legacy %s (map %s), iommufd %s "
             "(map %s): the rest is the guest's boot, the same work on both "
             "paths" % (fmt_s(m["none"]), fmt_s(m["legacy"]),
-                       fmt_s(mp["legacy"]), fmt_s(m["iommufd-serial"]),
-                       fmt_s(mp["iommufd-serial"])))
+                       fmt_s(mp["legacy"]), fmt_s(m["iommufd"]),
+                       fmt_s(mp["iommufd"])))
 
 
 def why_parallel(lg, kind, gib, r):
@@ -305,8 +312,8 @@ def close_parallel(kind):
             "have host cores of their own (or KVM instead of TCG for L1, "
             "whose paravirtual spinlocks yield instead of spinning) should "
             "show the kernel's concurrent pinning; 2 vCPUs cap it at 0.5 "
-            "at best; until it measures faster, map-threads stays 1 by "
-            "default",
+            "at best; until it measures faster on fresh anonymous RAM, the "
+            "default (auto) maps such RAM in one call",
             "prefaulting in the same threads (prealloc-threads) moves "
             "zeroing out of the map call" if kind == "anon" else
             "nothing QEMU-side: QEMU is at the reference's ratio"]
@@ -346,7 +353,9 @@ RUNNING_CLOSE = {
 
 def summary_rows(rep):
     """Rows for report.py's "All figures" table."""
+    import report_peer
     raw, R = rep.raw, rep.ratios
+    L = report_peer.label(raw)
     rows = []
     if "large" in R:
         lg = raw["large"]
@@ -356,43 +365,59 @@ def summary_rows(rep):
                 if not r:
                     continue
                 ref = lg["ref"].get(kind, {}).get(gib, {})
+                a = values(lg, kind, gib, "iommufd", "map")
+                s1 = values(lg, kind, gib, "iommufd-serial", "map")
+                b = values(lg, kind, gib, "legacy", "map")
+                u = values(lg, kind, gib, L, "map") if L else []
                 rows.append(
-                    "| map time, %s GiB, %s (median of %d) | %s (map-threads=0: "
-                    "%s, chunks/serial %s) | %s | %s (chunks, %d threads: %s) "
-                    "| %s | %s |"
-                    % (gib, KIND_TITLE[kind],
-                       len(values(lg, kind, gib, "iommufd-serial", "map")),
-                       fmt_s(med(values(lg, kind, gib, "iommufd-serial",
-                                        "map"))),
-                       fmt_s(med(values(lg, kind, gib, "iommufd", "map"))),
-                       fmt_r(r["map parallel/serial"]),
-                       fmt_s(med(values(lg, kind, gib, "legacy", "map"))),
-                       fmt_s(med(ref.get("iommufd-1"))), lg["cpus"],
-                       fmt_s(med(ref.get("iommufd-n"))),
-                       fmt_r(r["map iommufd/legacy"]),
+                    "| map time, %s GiB, %s (median of %d) | %s (map-threads"
+                    "=1: %s, default/serial %s) | %s | %s | %s (chunks, %d "
+                    "threads: %s) | %s | %s | %s |"
+                    % (gib, KIND_TITLE[kind], len(a), fmt_s(med(a)),
+                       fmt_s(med(s1)), fmt_rv(a, s1), fmt_s(med(b)),
+                       fmt_s(med(u)), fmt_s(med(ref.get("iommufd-1"))),
+                       lg["cpus"], fmt_s(med(ref.get("iommufd-n"))),
+                       fmt_rv(a, b), fmt_rv(a, u) if u else "—",
                        fmt_r(r["map qemu/ref (serial)"])))
         for kind in R["large"]:
             for gib in sizes(lg):
                 r = R["large"][kind].get(gib)
                 if not r:
                     continue
+                a = values(lg, kind, gib, "iommufd", "ready")
+                b = values(lg, kind, gib, "legacy", "ready")
+                u = values(lg, kind, gib, L, "ready") if L else []
                 rows.append(
                     "| exec to guest init, %s GiB, %s (no device: %s) | %s | "
-                    "%s | — | %s | — |"
+                    "%s | %s | — | %s | %s | — |"
                     % (gib, KIND_TITLE[kind],
                        fmt_s(med(values(lg, kind, gib, "none", "ready"))),
-                       fmt_s(med(values(lg, kind, gib, "iommufd-serial",
-                                        "ready"))),
-                       fmt_s(med(values(lg, kind, gib, "legacy", "ready"))),
-                       fmt_r(r["init iommufd/legacy"])))
+                       fmt_s(med(a)), fmt_s(med(b)), fmt_s(med(u)),
+                       fmt_rv(a, b), fmt_rv(a, u) if u else "—"))
     if "running" in R:
-        m = running_medians(raw["running"])
+        rn = raw["running"]
+        m = running_medians(rn)
+        peer = "%s-iommufd" % L if L else None
         for k, title, _ in RUNNING_METRICS:
-            rows.append("| running guest: %s (no device: %s) | %s | %s | — "
-                        "| %s | — |" % (
+            a = running_values(rn, "iommufd", k)
+            b = running_values(rn, "legacy", k)
+            u = running_values(rn, peer, k) if peer else []
+            rows.append("| running guest: %s (no device: %s) | %s | %s | %s "
+                        "| — | %s | %s | — |" % (
                             title, fmt_s(m["none"][k]),
                             fmt_s(m["iommufd"][k]), fmt_s(m["legacy"][k]),
-                            fmt_r(R["running"][k])))
+                            fmt_s(med(u)), fmt_rv(a, b),
+                            fmt_rv(a, u) if u else "—"))
+    if "viommu" in raw:
+        vs = raw["viommu"]["runs"]
+        cyc = {k: [r["cycle"] for r in v] for k, v in vs.items()}
+        peer = "%s-iommufd" % L if L else None
+        a, b = cyc.get("ours-iommufd", []), cyc.get("ours-legacy", [])
+        u = cyc.get(peer, []) if peer else []
+        rows.append("| vIOMMU map+unmap cycle, profile guests (section 9, "
+                    "guest clock) | %s | %s | %s | — | %s | %s | — |" % (
+                        fmt_s(med(a)), fmt_s(med(b)), fmt_s(med(u)),
+                        fmt_rv(a, b), fmt_rv(a, u) if u else "—"))
     return rows
 
 
@@ -463,17 +488,18 @@ def write_large(rep, png_map, png_init):
             "several threads it is what the user waits, not the sum of the "
             "calls. **Exec to guest init** runs from exec to the guest's "
             "init announcing itself on its control line. iommufd runs with "
-            "`map-threads=0` (here %s threads: L1 has %d CPUs) "
-            "and with `map-threads=1`, the default, one call per section. The "
-            "reference, `ioas-map-ref`, replays QEMU's own calls (the serial "
-            "run's and the chunks of the parallel run) on memory of the "
+            "its default `map-threads` (auto: chunks on one thread per CPU, "
+            "here %s, L1 has %d CPUs, where the RAM is preallocated or on "
+            "huge pages; one call per section on other RAM) and with "
+            "`map-threads=1`, one call per section; upstream is the peer on "
+            "its iommufd backend. The "
+            "reference, `ioas-map-ref`, replays QEMU's own calls (those of "
+            "map-threads=1 and of the default) on memory of the "
             "same kind, from 1 thread and from %d taking calls from one "
             "queue; its type1 variant does the same through a container "
             "(anonymous memory only). Runs of each: %d, order rotated; "
-            "medians (min–max) where there are several. "
-            "In the ratios, iommufd is the default (`map-threads=1`), "
-            "chunks are `map-threads=0`, and parallel/serial is the one "
-            "over the other." % (
+            "medians (min–max). A ratio says win or loss only when the "
+            "runs' ranges do not overlap." % (
                 ", ".join(sizes(lg)), lg["cpus"], n, lg["cpus"],
                 lg["cpus"], max(len(per["iommufd"])
                                 for k in lg["runs"].values()
@@ -493,7 +519,9 @@ def write_large(rep, png_map, png_init):
         rep.out("### %s" % (t[0].upper() + t[1:]), "",
                 "| | " + " | ".join("%s GiB" % g for g in sizes(lg)) + " |",
                 "| --- | " + " | ".join("---:" for _ in sizes(lg)) + " |")
-        for v in ("iommufd", "iommufd-serial", "legacy"):
+        for v in ("iommufd", "iommufd-serial", "legacy", "upstream"):
+            if not any(values(lg, kind, g, v, "map") for g in sizes(lg)):
+                continue
             rep.out("| map, QEMU %s | %s |" % (
                 VARIANT_TITLE[v].replace("%s", n),
                 " | ".join(cell(values(lg, kind, g, v, "map"))
@@ -506,7 +534,8 @@ def write_large(rep, png_map, png_init):
                 REF_TITLE[k].replace("%s", str(lg["cpus"])),
                 " | ".join(cell(lg["ref"][kind].get(g, {}).get(k, []))
                            for g in sizes(lg))))
-        for v in ("none", "iommufd", "iommufd-serial", "legacy"):
+        for v in ("none", "iommufd", "iommufd-serial", "legacy",
+                  "upstream"):
             if not any(values(lg, kind, g, v, "ready") for g in sizes(lg)):
                 continue
             rep.out("| exec to init, %s | %s |" % (
@@ -514,11 +543,23 @@ def write_large(rep, png_map, png_init):
                 " | ".join(cell(values(lg, kind, g, v, "ready"))
                            for g in sizes(lg))))
         r = rep.ratios["large"][kind]
-        for key in ("map parallel/serial", "ref iommufd parallel/serial",
-                    "ref type1 parallel/serial", "map iommufd/legacy",
-                    "map chunks/legacy", "map qemu/ref (serial)",
-                    "map qemu/ref (parallel)", "init iommufd/legacy",
-                    "init chunks/legacy"):
+        for key, a, b, what in (
+                ("map default/serial", "iommufd", "iommufd-serial", "map"),
+                ("map iommufd/legacy", "iommufd", "legacy", "map"),
+                ("map serial/legacy", "iommufd-serial", "legacy", "map"),
+                ("map ours/upstream", "iommufd", "upstream", "map"),
+                ("init default/serial", "iommufd", "iommufd-serial",
+                 "ready"),
+                ("init iommufd/legacy", "iommufd", "legacy", "ready"),
+                ("init ours/upstream", "iommufd", "upstream", "ready")):
+            if not any(values(lg, kind, g, b, what) for g in sizes(lg)):
+                continue
+            rep.out("| ratio %s | %s |" % (key, " | ".join(
+                fmt_rv(values(lg, kind, g, a, what),
+                       values(lg, kind, g, b, what)) for g in sizes(lg))))
+        for key in ("ref iommufd parallel/serial",
+                    "ref type1 parallel/serial", "map qemu/ref (serial)",
+                    "map qemu/ref (parallel)"):
             if all(r[g][key] is None for g in sizes(lg) if g in r):
                 continue
             rep.out("| ratio %s | %s |" % (key, " | ".join(
@@ -526,7 +567,7 @@ def write_large(rep, png_map, png_init):
         calls = [values(lg, kind, g, "iommufd", "calls") for g in sizes(lg)]
         serial = [values(lg, kind, g, "iommufd-serial", "calls")
                   for g in sizes(lg)]
-        rep.out("| map calls at attach, chunks / map-threads=1 | %s |" %
+        rep.out("| map calls at attach, default / map-threads=1 | %s |" %
                 " | ".join("%s / %s" % (c[0] if c else "—",
                                         s[0] if s else "—")
                            for c, s in zip(calls, serial)), "")
@@ -543,8 +584,11 @@ def write_parallel_notes(rep):
         return ", ".join("%s GiB %s" % (g, fmt_r(R[kind][g][key]))
                          for g in sizes(lg) if g in R.get(kind, {}))
 
-    rep.out("### Where mapping in parallel helps, and where not", "",
-            "- Chunks/serial, QEMU: anonymous %s; hugetlbfs %s; prealloc "
+    pm = rep.ratios.get("parallel", {})
+    rep.out("### map-threads: where chunks help, and the default", "",
+            "- Default/serial, QEMU (the default maps anonymous RAM in one "
+            "call, so there it is serial against serial): anonymous %s; "
+            "hugetlbfs %s; prealloc "
             "%s. The kernel alone, same calls, same threads: anonymous %s; "
             "hugetlbfs %s; prealloc %s." % (
                 at("anon", "map parallel/serial"),
@@ -567,12 +611,18 @@ def write_parallel_notes(rep):
             "also run the emulator's other threads; both threads take the "
             "mm's locks (mmap_lock for reading, the page table and LRU "
             "locks) and the zone lock for their page allocations.",
-            "- So chunks are not the default: `map-threads` is 1 (one call "
-            "per section) unless set; `map-threads=0` (one thread per host "
-            "CPU, up to 4) or N is for hosts with CPUs to spare while a "
-            "device attaches. Section 6 and the rows above are the "
-            "evidence; a run on a quiet host, or with L1's vCPUs on cores "
-            "of their own, is what could change it.",
+            "- Fresh anonymous RAM in chunks (section 6, map-threads=N "
+            "forced): %s at 4 GiB; earlier runs gave 0.53-0.84 on a quiet "
+            "host and 1.0-5.6 under load, when the threads' page faults "
+            "contend. Pages already in place (hugetlbfs, prealloc=on) "
+            "leave only pinning and the IOMMU page tables to the threads, "
+            "which the kernel does concurrently." % fmt_r(pm.get("4")),
+            "- So the default, `map-threads=0` (auto), maps in chunks from "
+            "one thread per host CPU (up to 4) only RAM whose pages are "
+            "in place before the map: a hugetlbfs (or other huge-page) "
+            "backend, or a memory backend with prealloc=on; other RAM in "
+            "one call per section. `map-threads=1` is one call always; N "
+            "forces N threads for any large section.",
             "- Sections below 128 MiB (the ROMs, the RAM below 1 MiB) and "
             "sections a vIOMMU or a RamDiscardManager (virtio-mem) owns "
             "stay one call per mapping or granule; RAM behind a "
@@ -592,33 +642,42 @@ def write_running(rep, png_running):
             "waited for; and in a guest with intel-iommu (caching-mode), "
             "guest-vfio's %d IOMMU_IOAS_MAP + UNMAP cycles of one page, "
             "each a vIOMMU invalidation QEMU turns into a host map or unmap "
-            "(%d guests of each path). Guest-side figures are timed in L1 "
-            "around the guest command, less an empty command's round trip "
-            "(median %s). Medians (min–max):" % (
+            "(%d guests of each path), timed by the guest's own clock "
+            "around the cycles alone. Other guest-side figures are timed "
+            "in L1 around the guest command, less an empty command's "
+            "round trip (median %s). Upstream is the peer on its iommufd "
+            "backend; a ratio says win or loss only when the runs' ranges "
+            "do not overlap. Medians (min–max):" % (
                 len(rn["runs"]["iommufd"]), rn["dma_rounds"], rn["irqs"],
                 rn["cycles"], len(rn["viommu"]["iommufd"]),
                 fmt_s(med([r["channel"] for v in ("legacy", "iommufd")
                            for r in rn["runs"][v] if "channel" in r]))), "",
-            "| | no device | legacy | iommufd | iommufd / legacy |",
-            "| --- | ---: | ---: | ---: | ---: |")
+            "| | no device | legacy | iommufd | upstream | iommufd / legacy "
+            "| ours / upstream |",
+            "| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+    import report_peer
+    L = report_peer.label(rep.raw)
+    peer = "%s-iommufd" % L if L else None
     for k, title, _ in RUNNING_METRICS:
-        rep.out("| %s | %s | %s | %s | %s |" % (
-            title, cell(running_values(rn, "none", k)),
-            cell(running_values(rn, "legacy", k)),
-            cell(running_values(rn, "iommufd", k)),
-            fmt_r(rep.ratios["running"][k])))
+        a, b = running_values(rn, "iommufd", k), \
+            running_values(rn, "legacy", k)
+        u = running_values(rn, peer, k) if peer else []
+        rep.out("| %s | %s | %s | %s | %s | %s | %s |" % (
+            title, cell(running_values(rn, "none", k)), cell(b), cell(a),
+            cell(u), fmt_rv(a, b), fmt_rv(a, u) if u else "—"))
     rate = {v: med([r["cycles_per_s"] for r in rn["viommu"][v]])
             for v in ("legacy", "iommufd")}
     dma = {v: m[v]["dma_round_trip"] for v in ("legacy", "iommufd")}
     if "ref_cycle" in rn:
         rc = rn["ref_cycle"]
         rep.out("| the host map+unmap alone (ioas-map-ref, no guest) | — "
-                "| %s | %s | %s |" % (cell_us(rc["type1"]),
+                "| %s | %s | — | %s | — |" % (cell_us(rc["type1"]),
                                       cell_us(rc["iommufd"]),
                                       fmt_r(ref_cycle_ratio(rn))))
-    rep.out("| vIOMMU map+unmap rate | — | %.0f /s | %.0f /s | — |" % (
+    rep.out("| vIOMMU map+unmap rate | — | %.0f /s | %.0f /s | — | — | — |" % (
         rate["legacy"], rate["iommufd"]),
-        "| DMA throughput (bytes moved / round trip) | — | %s | %s | — |" % (
+        "| DMA throughput (bytes moved / round trip) | — | %s | %s | — | — "
+        "| — |" % (
             "%.1f KB/s" % (8190 / dma["legacy"] / 1000)
             if dma["legacy"] else "—",
             "%.1f KB/s" % (8190 / dma["iommufd"] / 1000)

@@ -3,8 +3,9 @@
 import os
 
 import report_large
-from report_fmt import MAP_VARIANTS, PATHS, PHASES, fmt_dur, fmt_kb, \
-    fmt_r, fmt_s, med, rle, sizes, traced_calls, worse
+import report_peer
+from report_fmt import MAP_VARIANTS, PATHS, PHASES, cell_range, fmt_dur, \
+    fmt_kb, fmt_r, fmt_rv, fmt_s, med, rle, sizes, traced_calls, worse
 
 
 class Markdown:
@@ -77,6 +78,8 @@ class Markdown:
         self.write_hotplug()
         self.write_memory()
         report_large.write(self, *png_large)
+        report_peer.write_viommu(self)
+        report_peer.write_migration(self)
         self.write_extras()
         self.write_flags()
         self.write_caveats()
@@ -85,40 +88,62 @@ class Markdown:
 
     def write_summary(self):
         raw, R = self.raw, self.ratios
+        L = report_peer.label(raw)
+        peer = "%s-iommufd" % L if L else None
         self.out("## All figures", "",
-                 "| what | iommufd | legacy | reference | iommufd / legacy "
-                 "| QEMU / reference |",
-                 "| --- | ---: | ---: | ---: | ---: | ---: |")
+                 "Ours is this tree's QEMU on each path; upstream is %s. "
+                 "A ratio with runs on both sides says **win** or **loss** "
+                 "only when the ranges (min–max) do not overlap, and "
+                 "*within noise* otherwise." % (
+                     "%s (Debian's binary package) on its iommufd backend, "
+                     "in the same L1 and the same run"
+                     % report_peer.version(raw) if L else "not measured in "
+                     "this run"), "",
+                 "| what | iommufd | legacy | upstream | reference "
+                 "| iommufd / legacy | ours / upstream | QEMU / reference |",
+                 "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
         if "syscalls" in R:
-            for ph, title in PHASES:
-                s = R["syscalls"][ph]
+            ph = raw["syscalls"]["paths"]
+            for p, title in PHASES:
+                s = R["syscalls"][p]
+                up = ph.get(peer, {}).get("phases", {}).get(p)
                 self.out("| calls, %s (minimum: iommufd %d, legacy %d) "
-                         "| %d | %d | — | %s | — |" % (
+                         "| %d | %d | %s | — | %s | %s | — |" % (
                              title, s["iommufd_minimum"], s["legacy_minimum"],
                              s["iommufd"], s["legacy"],
-                             fmt_r(s["iommufd/legacy"])))
+                             up["count"] if up else "—",
+                             fmt_r(s["iommufd/legacy"]),
+                             fmt_r(R.get("syscalls_upstream", {}).get(p))))
         if "startup" in R:
             m = raw["startup"]["median"]
             for k, title in (("realized", "start-up: exec to device realized"),
                              ("realize", "start-up: vfio-pci realize span"),
                              ("ready", "start-up: exec to QMP ready")):
-                self.out("| %s (median of %d; no device: %s) | %s | %s | — "
-                         "| %s | — |" % (
-                             title, len(raw["startup"]["runs"]["iommufd"]),
+                a = report_peer.runs_of(raw, "startup", "iommufd", k)
+                b = report_peer.runs_of(raw, "startup", "legacy", k)
+                u = report_peer.runs_of(raw, "startup", peer, k) if L else []
+                self.out("| %s (median of %d; no device: %s) | %s | %s | %s "
+                         "| — | %s | %s | — |" % (
+                             title, len(a),
                              fmt_s(m["none"]["ready"]) if k == "ready"
                              else "—", fmt_s(m["iommufd"][k]),
-                             fmt_s(m["legacy"][k]),
-                             fmt_r(R["startup"][k])))
+                             fmt_s(m["legacy"][k]), fmt_s(med(u)),
+                             fmt_rv(a, b), fmt_rv(a, u) if u else "—"))
         if "map" in R:
             for size in sizes(raw):
                 m = raw["map"]["median"][size]
                 rs = R["map"][size]
+                a = report_peer.map_runs(raw, size, "qemu-iommufd")
+                b = report_peer.map_runs(raw, size, "qemu-legacy")
+                u = report_peer.map_runs(raw, size, peer) if L else []
                 self.out("| map time, %s MiB guest RAM (median of %d) | %s "
-                         "| %s | %s (type1 %s) | %s | %s (legacy/type1 %s) |"
-                         % (size, len(raw["map"]["runs"][size]["qemu-iommufd"]),
+                         "| %s | %s | %s (type1 %s) | %s | %s | %s "
+                         "(legacy/type1 %s) |"
+                         % (size, len(a),
                             fmt_s(m["qemu-iommufd"]), fmt_s(m["qemu-legacy"]),
+                            fmt_s(med(u)),
                             fmt_s(m["ref-iommufd"]), fmt_s(m["ref-type1"]),
-                            fmt_r(rs["qemu-iommufd/qemu-legacy"]),
+                            fmt_rv(a, b), fmt_rv(a, u) if u else "—",
                             fmt_r(rs["qemu-iommufd/ref-iommufd"]),
                             fmt_r(rs["qemu-legacy/ref-type1"])))
         if "hotplug" in R:
@@ -126,25 +151,28 @@ class Markdown:
             for k, title in (("add", "device_add to realized"),
                              ("del", "device_del to DEVICE_DELETED"),
                              ("cycle", "whole cycle")):
-                self.out("| hot-plug: %s (median of %d) | %s | %s | — | %s "
-                         "| — |" % (title, len(raw["hotplug"]["runs"]
-                                               ["iommufd"]),
-                                    fmt_s(m["iommufd"][k]),
-                                    fmt_s(m["legacy"][k]),
-                                    fmt_r(R["hotplug"][k])))
+                a = report_peer.runs_of(raw, "hotplug", "iommufd", k)
+                b = report_peer.runs_of(raw, "hotplug", "legacy", k)
+                u = report_peer.runs_of(raw, "hotplug", peer, k) if L else []
+                self.out("| hot-plug: %s (median of %d) | %s | %s | %s | — "
+                         "| %s | %s | — |" % (
+                             title, len(a), fmt_s(m["iommufd"][k]),
+                             fmt_s(m["legacy"][k]), fmt_s(med(u)),
+                             fmt_rv(a, b), fmt_rv(a, u) if u else "—"))
         if "memory" in R:
             m = raw["memory"]["median"]
             for n in (1, 2):
                 i, lg = m["iommufd-%d" % n], m["legacy-%d" % n]
                 self.out("| memory, %d device%s: VmRSS (no device: %s) | %s "
-                         "| %s | — | %s | — |" % (
+                         "| %s | — | — | %s | — | — |" % (
                              n, "s" if n > 1 else "",
                              fmt_kb(m["none-0"]["VmRSS"]),
                              fmt_kb(i["VmRSS"]), fmt_kb(lg["VmRSS"]),
                              fmt_r(R["memory"]["VmRSS-%d" % n])))
                 self.out("| memory, %d device%s: pinned (iommufd VmPin, "
-                         "legacy VmLck) | %s | %s | — | %s | — |" % (
-                             n, "s" if n > 1 else "", fmt_kb(i["VmPin"] + i["VmLck"]),
+                         "legacy VmLck) | %s | %s | — | — | %s | — | — |" % (
+                             n, "s" if n > 1 else "",
+                             fmt_kb(i["VmPin"] + i["VmLck"]),
                              fmt_kb(lg["VmPin"] + lg["VmLck"]),
                              fmt_r(R["memory"]["pinned-%d" % n])))
         self.out(*report_large.summary_rows(self))
@@ -225,25 +253,35 @@ class Markdown:
         if "startup" not in raw:
             return
         s = raw["startup"]
+        L = report_peer.label(raw)
+        variants = ["none", "legacy", "iommufd"] + (
+            ["%s-legacy" % L, "%s-iommufd" % L] if L else [])
         self.out("## 2. Start-up", "",
-                 "One cold-plugged device, -accel qtest, 256 MiB, no strace; "
+                 "One cold-plugged device, -accel %s -S (no guest code "
+                 "runs), 256 MiB, no strace; " % s.get("accel", "qtest") +
                  "%d runs of each variant, the order rotated every round. "
                  "exec is the driver's clock just before it starts QEMU; "
                  "realized is the trace timestamp (`-msg timestamp=on`) of "
                  "`vfio_intx_enable`, the last step of vfio-pci's realize; "
                  "the realize span starts at `vfio_mdev`, its first step; "
                  "ready is the answer to qmp_capabilities (the main loop "
-                 "runs). Medians, with min–max:" % len(s["runs"]["iommufd"]),
-                 "", "| | none | legacy | iommufd | iommufd / legacy |",
-                 "| --- | ---: | ---: | ---: | ---: |")
+                 "runs). Upstream is the peer (%s). Medians, with min–max; "
+                 "a ratio says win or loss only when the ranges do not "
+                 "overlap:" % (len(s["runs"]["iommufd"]),
+                               report_peer.version(raw) if L else "none"),
+                 "", "| | " + " | ".join(variants) + " | iommufd / legacy"
+                 + (" | ours / upstream (iommufd)" if L else "") + " |",
+                 "| --- |" + " ---: |" * (len(variants) + 1 + bool(L)))
         for k in ("realized", "realize", "ready"):
             cells = []
-            for v in ("none", "legacy", "iommufd"):
-                xs = [r[k] for r in s["runs"][v] if k in r]
-                cells.append("%s (%s–%s)" % (fmt_s(med(xs)), fmt_s(min(xs)),
-                                             fmt_s(max(xs))) if xs else "—")
-            self.out("| %s | %s | %s |" % (k, " | ".join(cells),
-                                           fmt_r(self.ratios["startup"][k])))
+            runs = {}
+            for v in variants:
+                runs[v] = [r[k] for r in s["runs"].get(v, []) if k in r]
+                cells.append(cell_range(runs[v]))
+            self.out("| %s | %s | %s%s |" % (
+                k, " | ".join(cells), fmt_rv(runs["iommufd"], runs["legacy"]),
+                " | " + fmt_rv(runs["iommufd"], runs["%s-iommufd" % L])
+                if L else ""))
         self.out("")
 
     def write_map(self, png_name):
@@ -251,8 +289,10 @@ class Markdown:
         if "map" not in raw:
             return
         mp = raw["map"]
+        L = report_peer.label(raw)
         self.out("## 3. Mapping cost", "",
-                 "Guest RAM of %s MiB, -accel qtest, one device. QEMU's time "
+                 "Guest RAM of %s MiB, -accel %s (-S), one device. QEMU's "
+                 "time "
                  "is the sum of its IOMMU_IOAS_MAP / VFIO_IOMMU_MAP_DMA "
                  "durations under `strace -T`. The reference, "
                  "`tests/bench/ioas-map-ref.c`, opens /dev/iommu and the "
@@ -268,14 +308,24 @@ class Markdown:
                  "around each call) is shown too. %d runs of "
                  "each, order rotated; medians (min–max):" % (
                      ", ".join(str(x) for x in mp["sizes_mib"]),
+                     mp.get("accel", "qtest"),
                      len(next(iter(mp["runs"].values()))["qemu-iommufd"])), "",
                  "| variant | " + " | ".join("%s MiB" % s for s in
                                              sizes(raw)) + " |",
                  "| --- | " + " | ".join("---:" for _ in sizes(raw)) + " |")
-        for v, title in MAP_VARIANTS:
+        variants = list(MAP_VARIANTS)
+        if L:
+            variants += [("%s-iommufd" % L, "upstream (%s), iommufd"
+                          % report_peer.version(raw)),
+                         ("%s-legacy" % L, "upstream (%s), legacy"
+                          % report_peer.version(raw))]
+        for v, title in variants:
             cells = []
             for size in sizes(raw):
-                xs = mp["runs"][size][v]
+                xs = mp["runs"][size].get(v)
+                if not xs:
+                    cells.append("—")
+                    continue
                 cells.append("%s (%s–%s)" % (fmt_s(med(xs)), fmt_s(min(xs)),
                                              fmt_s(max(xs))))
             self.out("| %s | %s |" % (title, " | ".join(cells)))
@@ -287,7 +337,15 @@ class Markdown:
                 cells.append("%s (%s–%s)" % (fmt_s(med(xs)), fmt_s(min(xs)),
                                              fmt_s(max(xs))))
             self.out("| %s | %s |" % (title, " | ".join(cells)))
-        for key in ("qemu-iommufd/qemu-legacy", "qemu-iommufd/ref-iommufd",
+        self.out("| ratio qemu-iommufd/qemu-legacy | %s |" % " | ".join(
+            fmt_rv(mp["runs"][s]["qemu-iommufd"], mp["runs"][s]["qemu-legacy"])
+            for s in sizes(raw)))
+        if L:
+            self.out("| ratio ours/upstream (iommufd) | %s |" % " | ".join(
+                fmt_rv(mp["runs"][s]["qemu-iommufd"],
+                       mp["runs"][s].get("%s-iommufd" % L))
+                for s in sizes(raw)))
+        for key in ("qemu-iommufd/ref-iommufd",
                     "qemu-legacy/ref-type1", "ref-iommufd/ref-type1"):
             self.out("| ratio %s | %s |" % (key, " | ".join(
                 fmt_r(self.ratios["map"][s][key]) for s in sizes(raw))))

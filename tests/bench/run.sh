@@ -59,6 +59,13 @@ pythonpath=$top/tests:$tree/python
 "$top/tests/guest/build.sh" "$(dirname "$kernel")/build" "$tree" \
     "$obj/guest" >/dev/null
 
+# The peer: Debian's later upstream QEMU (BENCH_PEER=none: without it).
+peer=
+if [ "${BENCH_PEER:-}" != none ]; then
+    peer=${BENCH_PEER:-$("$top/scripts/peer-qemu.sh")} ||
+        { say "no peer QEMU (scripts/peer-qemu.sh failed)" >&2; exit 1; }
+fi
+
 host_load() { cut -d' ' -f1-3 /proc/loadavg; }
 load_before=$(host_load)
 say "host load before: $load_before"
@@ -74,7 +81,8 @@ rc=0
     --env BENCH_QUICK --env BENCH_ONLY --env BENCH_MAP_SIZES \
     --env BENCH_MAP_RUNS --env BENCH_LARGE_SIZES --env BENCH_LARGE_RUNS \
     --env BENCH_LARGE_RUNS_OTHER --env BENCH_PMAP_SIZES --env BENCH_PMAP_RUNS \
-    --env BENCH_RUNNING_RUNS \
+    --env BENCH_RUNNING_RUNS --env BENCH_VIOMMU_RUNS --env BENCH_VIOMMU_CYCLES \
+    --env BENCH_VIOMMU_TRACED --env BENCH_PEER="$peer" \
     -- /usr/bin/python3 "$here/driver.py" || rc=$?
 load_after=$(host_load)
 say "host load after: $load_after"

@@ -188,7 +188,10 @@ class Guest:
         for ev in TRACE + tuple(trace):
             cmd += ['-trace', f'enable={ev}']
         if viommu:
-            cmd += ['-device', 'intel-iommu,intremap=on,caching-mode=on']
+            # viommu may name more options (a later QEMU's aw-bits=39).
+            more = f',{viommu}' if isinstance(viommu, str) else ''
+            cmd += ['-device',
+                    f'intel-iommu,intremap=on,caching-mode=on{more}']
         cmd += list(extra) + list(devices)
         wrapper = env_wrapper(env)
         if cpu is not None and os.cpu_count() > 1:

@@ -1,0 +1,229 @@
+"""The peer in the report: ours against a later upstream QEMU (Debian's
+binary package, raw["env"]["peer"]), figure by figure, and the profile of
+the vIOMMU map+unmap cycle (tests/bench/viommu.py).  Used by report.py
+and report_md.py.
+
+Ratios are ours over the peer's, both on iommufd: above 1.00 ours costs
+more.  A ratio is called a win or a loss only when the runs' ranges do
+not overlap (report_fmt.verdict).
+"""
+
+from report_fmt import cell_range, fmt_r, fmt_rv, fmt_s, med, ratio, \
+    verdict
+
+
+def label(raw):
+    """The peer's label ("upstream"), or None without a peer."""
+    return raw["env"].get("peer", {}).get("label")
+
+
+def version(raw):
+    """'QEMU 10.0.2' of the peer's --version line."""
+    v = raw["env"].get("peer", {}).get("qemu", "")
+    parts = v.split()
+    return "QEMU %s" % parts[3] if len(parts) > 3 else v
+
+
+def runs_of(raw, part, variant, key):
+    """A part's runs of one variant and figure (sections 2 and 4)."""
+    return [r[key] for r in raw.get(part, {}).get("runs", {}).get(variant, [])
+            if r.get(key) is not None]
+
+
+def map_runs(raw, size, variant):
+    return raw.get("map", {}).get("runs", {}).get(size, {}).get(variant, [])
+
+
+def large_runs(raw, kind, gib, variant, key):
+    runs = raw.get("large", {}).get("runs", {}).get(kind, {}).get(gib, {})
+    return [r[key] for r in runs.get(variant, []) if r.get(key) is not None]
+
+
+def compute(rep):
+    """rep.ratios[PART_upstream]: ours (iommufd) over the peer's iommufd,
+    beside rep.ratios[PART]; rep.verdicts alike."""
+    raw, R = rep.raw, rep.ratios
+    L = label(raw)
+    if "viommu" in raw:
+        R["viommu"] = viommu_ratios(raw)
+    if not L:
+        return
+    peer = L + "-iommufd"
+    if "syscalls" in raw and peer in raw["syscalls"]["paths"]:
+        ph = raw["syscalls"]["paths"]
+        R["syscalls_upstream"] = {
+            p: ratio(ph["iommufd"]["phases"][p]["count"],
+                     ph[peer]["phases"][p]["count"])
+            for p in ph["iommufd"]["phases"]}
+    for part, keys in (("startup", ("realized", "realize", "ready")),
+                       ("hotplug", ("add", "del", "cycle"))):
+        if part in raw and peer in raw[part]["runs"]:
+            R[part + "_upstream"] = {
+                k: ratio(med(runs_of(raw, part, "iommufd", k)),
+                         med(runs_of(raw, part, peer, k))) for k in keys}
+    if "map" in raw:
+        R["map_upstream"] = {
+            s: ratio(med(map_runs(raw, s, "qemu-iommufd")),
+                     med(map_runs(raw, s, peer)))
+            for s in raw["map"]["runs"] if map_runs(raw, s, peer)}
+    if "large" in raw:
+        out = {}
+        for kind, per in raw["large"]["runs"].items():
+            for gib in per:
+                if not large_runs(raw, kind, gib, L, "map"):
+                    continue
+                out.setdefault(kind, {})[gib] = {
+                    "map": ratio(med(large_runs(raw, kind, gib, "iommufd",
+                                                "map")),
+                                 med(large_runs(raw, kind, gib, L, "map"))),
+                    "init": ratio(med(large_runs(raw, kind, gib, "iommufd",
+                                                 "ready")),
+                                  med(large_runs(raw, kind, gib, L,
+                                                 "ready")))}
+        R["large_upstream"] = out
+    if "running" in raw:
+        import report_large
+        rn = raw["running"]
+        if peer in rn["runs"]:
+            R["running_upstream"] = {
+                k: ratio(med(report_large.running_values(rn, "iommufd", k)),
+                         med(report_large.running_values(rn, peer, k)))
+                for k, _, _ in report_large.RUNNING_METRICS}
+
+
+def viommu_ratios(raw):
+    s = raw["viommu"]["summary"]
+    out = {}
+    for a, b, key in (("ours-iommufd", "ours-legacy", "iommufd/legacy"),
+                      ("ours-iommufd", None, "ours/upstream"),
+                      ("ours-legacy", None, "ours/upstream legacy")):
+        if b is None:
+            L = label(raw)
+            b = "%s-%s" % (L, a.split("-")[1]) if L else None
+        if a in s and b in s:
+            out[key] = ratio(s[a]["cycle"], s[b]["cycle"])
+    return out
+
+
+# --- cells for report_md's tables --------------------------------------
+
+def summary_cells(rep, part, key, ours_runs=None, peer_runs=None):
+    """The two cells the summary table adds to a row: the peer's figure
+    and ours over it (with a verdict where both have runs)."""
+    if not label(rep.raw) or peer_runs is None:
+        return "| — | — "
+    if not peer_runs:
+        return "| — | — "
+    return "| %s | %s " % (fmt_s(med(peer_runs)),
+                           fmt_rv(ours_runs, peer_runs) if ours_runs
+                           else "—")
+
+
+# --- the vIOMMU cycle profile ------------------------------------------
+
+def us(x):
+    return "—" if x is None else "%.1f µs" % (x * 1e6)
+
+
+def write_viommu(rep):
+    raw = rep.raw
+    if "viommu" not in raw:
+        return
+    vp = raw["viommu"]
+    s = vp["summary"]
+    order = [k for k in ("ours-iommufd", "ours-legacy") if k in s]
+    L = label(raw)
+    if L:
+        order += [k for k in ("%s-iommufd" % L, "%s-legacy" % L) if k in s]
+    nruns = len(next(iter(vp["runs"].values())))
+    rep.out("## 9. The vIOMMU map+unmap cycle, step by step", "",
+            "A guest with intel-iommu (caching-mode) runs guest-vfio's "
+            "cycles of one page, as in section 8 (%d guests of each "
+            "variant, order rotated): %d cycles untraced, timed by the "
+            "guest's own clock, with the vCPU's KVM statistics "
+            "(query-stats) around them, then %d cycles with QEMU's trace "
+            "events on (vtd_*, vfio_iommu_map_notify, the container's "
+            "calls; `-msg timestamp=on`, microseconds). A step is the time "
+            "from one event to the next, summed per cycle. Medians "
+            "(min–max):" % (nruns, vp["cycles"], vp["traced"]), "",
+            "| | " + " | ".join(order) + " |",
+            "| --- |" + " ---: |" * len(order))
+    cyc = {k: [r["cycle"] for r in vp["runs"][k]] for k in order}
+    rep.out("| cycle, untraced (guest clock) | " + " | ".join(
+        "%s (%s–%s)" % (us(med(cyc[k])), us(min(cyc[k])), us(max(cyc[k])))
+        for k in order) + " |")
+    rep.out("| cycle, traced | " + " | ".join(
+        us(s[k]["cycle_traced"]) for k in order) + " |")
+    kinds = sorted({e for k in order for e in s[k]["exits"]
+                    if e.endswith("exits") or e == "exits"})
+    for e in kinds:
+        rep.out("| KVM %s per cycle | " % e + " | ".join(
+            "%.2f" % s[k]["exits"].get(e, 0) for k in order) + " |")
+    # The steps that take the most time on any variant.
+    steps = {}
+    for k in order:
+        for name, (t, n) in s[k]["steps"].items():
+            steps[name] = max(steps.get(name, 0), t)
+    top = sorted(steps, key=lambda n: -steps[n])[:14]
+    rep.out("", "Steps (µs per cycle, and how often per cycle), the 14 "
+            "largest:", "",
+            "| from > to | " + " | ".join(order) + " |",
+            "| --- |" + " ---: |" * len(order))
+    for name in top:
+        rep.out("| `%s` | " % name + " | ".join(
+            "%.1f ×%.2f" % tuple(s[k]["steps"][name])
+            if name in s[k]["steps"] else "—" for k in order) + " |")
+    rep.out("", "Ratios of the untraced cycle: iommufd/legacy %s%s." % (
+        fmt_rv(cyc.get("ours-iommufd"), cyc.get("ours-legacy")),
+        ("; ours/%s (iommufd) %s; legacy %s" % (
+            version(raw), fmt_rv(cyc.get("ours-iommufd"),
+                                 cyc.get("%s-iommufd" % L)),
+            fmt_rv(cyc.get("ours-legacy"), cyc.get("%s-legacy" % L))))
+        if L and "%s-iommufd" % L in cyc else ""), "")
+    return cyc
+
+
+def write_migration(rep):
+    """Migration figures (issue 19 item 6): total time and downtime of the
+    same mtty migration, ours against the peer, once the driver has a
+    "migration" part (tests/bench/migration.py, from the migration branch)."""
+    raw = rep.raw
+    if "migration" not in raw:
+        rep.out("## 10. Migration", "",
+                "Not measured yet: the driver runs a `migration` part when "
+                "`tests/bench/migration.py` exists (`bench_migration(bdfs, "
+                "peers)`, returning `{\"runs\": {VARIANT: [{\"total\": s, "
+                "\"downtime\": s}]}}` for ours on each path and for the "
+                "peer with the same mtty migration); this section then "
+                "reports total time and downtime with ours/upstream.", "")
+        return
+    mg = raw["migration"]
+    L = label(raw)
+    variants = [v for v in ("iommufd", "legacy", "%s-iommufd" % L,
+                            "%s-legacy" % L) if v in mg["runs"]]
+    rep.out("## 10. Migration", "",
+            mg.get("what", "The same mtty migration on each variant.") +
+            " Medians (min–max):", "",
+            "| | " + " | ".join(variants) + " | iommufd / legacy | ours / "
+            "upstream |", "| --- |" + " ---: |" * (len(variants) + 2))
+    for k in ("total", "downtime"):
+        runs = {v: [r[k] for r in mg["runs"][v] if r.get(k) is not None]
+                for v in variants}
+        rep.out("| %s | %s | %s | %s |" % (
+            k, " | ".join(cell_range(runs[v]) for v in variants),
+            fmt_rv(runs.get("iommufd"), runs.get("legacy")),
+            fmt_rv(runs.get("iommufd"), runs.get("%s-iommufd" % L))))
+    rep.out("")
+
+
+def verdict_line(a, b):
+    v = verdict(a, b)
+    return v or "too few runs to tell"
+
+
+def range_cells(*runs):
+    return " | ".join(cell_range(r) for r in runs)
+
+
+def fmt_ratio(r):
+    return fmt_r(r)
