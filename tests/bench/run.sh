@@ -4,6 +4,7 @@
 #
 # Usage: tests/bench/run.sh [BUILDDIR]     (default: build/obj)
 #   BENCH_QUICK=1   fewer repetitions and sizes (a smoke run, ~3 min)
+#   BENCH_OUT=DIR   its work and L1 results directory (default build/bench)
 #   BENCH_DOCS=DIR  where REPORT.md, results.json, map-time.png go
 #                   (default: docs/bench)
 #
@@ -23,7 +24,7 @@ obj=$(cd "${1:-$top/build/obj}" 2>/dev/null && pwd) || {
     exit 1
 }
 qemu=$obj/qemu-system-x86_64
-out=$top/build/bench
+out=${BENCH_OUT:-$top/build/bench}
 results=$out/results
 docs=${BENCH_DOCS:-$top/docs/bench}
 start=$(date +%s)
