@@ -64,9 +64,9 @@ QUICK = os.environ.get("BENCH_QUICK") == "1"
 
 STARTUP_RUNS = 3 if QUICK else 5
 MAP_SIZES = [int(x) for x in os.environ.get(
-    "BENCH_MAP_SIZES", "256 1024" if QUICK else "256 1024 2048").split()]
-MAP_RUNS = int(os.environ.get("BENCH_MAP_RUNS", 1 if QUICK else 4))
-HOTPLUG_CYCLES = 3 if QUICK else 12
+    "BENCH_MAP_SIZES", "256 1024").split()]
+MAP_RUNS = int(os.environ.get("BENCH_MAP_RUNS", 1 if QUICK else 3))
+HOTPLUG_CYCLES = 3 if QUICK else 8
 MEMORY_RUNS = 1 if QUICK else 3
 SLOTS = [4, 5]
 PATHS = ["iommufd", "legacy"]
