@@ -144,8 +144,10 @@ def write_viommu(rep):
             "(query-stats) around them, then %d cycles with QEMU's trace "
             "events on (vtd_*, vfio_iommu_map_notify, the container's "
             "calls; `-msg timestamp=on`, microseconds). A step is the time "
-            "from one event to the next, summed per cycle. Medians "
-            "(min–max):" % (nruns, vp["cycles"], vp["traced"]), "",
+            "from one event to the next: its median times how often it "
+            "comes per cycle (the traced window also holds the DMA round "
+            "trips that frame the cycles, on edu's 100 ms timer, which a "
+            "sum would spread over every cycle). Medians (min–max):" % (nruns, vp["cycles"], vp["traced"]), "",
             "| | " + " | ".join(order) + " |",
             "| --- |" + " ---: |" * len(order))
     cyc = {k: [r["cycle"] for r in vp["runs"][k]] for k in order}
@@ -173,6 +175,21 @@ def write_viommu(rep):
         rep.out("| `%s` | " % name + " | ".join(
             "%.1f ×%.2f" % tuple(s[k]["steps"][name])
             if name in s[k]["steps"] else "—" for k in order) + " |")
+    split = {k: viommu_split(s[k]["steps"]) for k in order}
+    rep.out("", "Where a traced cycle goes (µs per cycle, from the steps): "
+            "**guest** is from QEMU's answer to one invalidation wait "
+            "(`vtd_inv_desc_wait_sw`) to the guest's next queue tail "
+            "write (`vtd_reg_write 0x88`): the guest's own work for the "
+            "next map or unmap and the exits that bring it to QEMU; "
+            "**host call** runs from `vfio_iommu_map_notify` to the next "
+            "event, the container's ioctl with QEMU's wrapper and its "
+            "trace line; **QEMU, vIOMMU** is the rest, from the tail write "
+            "to the wait: the queue, the page walk and the notifier.", "",
+            "| | " + " | ".join(order) + " |",
+            "| --- |" + " ---: |" * len(order))
+    for part in ("guest", "host call", "QEMU, vIOMMU", "total"):
+        rep.out("| %s | " % part + " | ".join(
+            "%.1f" % split[k][part] for k in order) + " |")
     rep.out("", "Ratios of the untraced cycle: iommufd/legacy %s%s." % (
         fmt_rv(cyc.get("ours-iommufd"), cyc.get("ours-legacy")),
         ("; ours/%s (iommufd) %s; legacy %s" % (
@@ -181,6 +198,21 @@ def write_viommu(rep):
             fmt_rv(cyc.get("ours-legacy"), cyc.get("%s-legacy" % L))))
         if L and "%s-iommufd" % L in cyc else ""), "")
     return cyc
+
+
+def viommu_split(steps):
+    """µs per cycle of the guest's side, the host calls and the rest of
+    QEMU's side, from a variant's steps (viommu.steps())."""
+    out = {"guest": 0.0, "host call": 0.0, "QEMU, vIOMMU": 0.0}
+    for name, (t, _) in steps.items():
+        if name.startswith("vtd_inv_desc_wait_sw > "):
+            out["guest"] += t
+        elif name.startswith("vfio_iommu_map_notify "):
+            out["host call"] += t
+        else:
+            out["QEMU, vIOMMU"] += t
+    out["total"] = sum(out.values())
+    return out
 
 
 def write_migration(rep):

@@ -21,7 +21,6 @@ Imported by driver.py (part "viommu"), run inside L1.
 """
 
 import os
-import statistics
 import time
 
 from driver import LOGS, QUICK, log, median, read_trace
@@ -79,8 +78,11 @@ def cycles(g, edu, n):
 
 def steps(trace, n):
     """{"A > B": [µs per cycle, times per cycle]} over the traced cycles:
-    the time from each event to the next, summed by the pair of names.
-    An event is named with its op where it has one (MAP/UNMAP)."""
+    the time from each event to the next, by the pair of names.  An event
+    is named with its op where it has one (MAP/UNMAP).  The time per
+    cycle is the median gap times how often the pair comes per cycle: the
+    traced window also holds the DMA round trips that frame the cycles
+    (edu's 100 ms timer), which a sum would spread over every cycle."""
     def name(e, a):
         if e == "vfio_iommu_map_notify":
             return e + (" UNMAP" if "UNMAP" in a else " MAP")
@@ -88,12 +90,11 @@ def steps(trace, n):
             return e + " " + a.split()[1]       # the register's offset
         return e
     tr = [(t, name(e, a)) for t, e, a in trace if t is not None]
-    out = {}
+    gaps = {}
     for (t0, a), (t1, b) in zip(tr, tr[1:]):
-        s = out.setdefault("%s > %s" % (a, b), [0.0, 0])
-        s[0] += (t1 - t0) * 1e6
-        s[1] += 1
-    return {k: [v[0] / n, v[1] / n] for k, v in out.items()}
+        gaps.setdefault("%s > %s" % (a, b), []).append((t1 - t0) * 1e6)
+    return {k: [median(v) * len(v) / n, len(v) / n]
+            for k, v in gaps.items()}
 
 
 def profile(qemu, label, variant, bdf, viommu, tag):
