@@ -16,8 +16,8 @@ class Markdown:
                                               "running.png")):
         raw, host = self.raw, self.host
         env = raw["env"]
-        self.out("# Benchmarks: iommufd against the legacy container and "
-                 "the kernel's own cost", "",
+        self.out("# Benchmarks: iommufd against the legacy container, "
+                 "upstream QEMU and the kernel's own cost", "",
                  "Written by `tests/bench/run.sh` on %s; "
                  "the whole "
                  "run took %s (host side, L1 boot included). "
