@@ -190,6 +190,19 @@ def write_viommu(rep):
     for part in ("guest", "host call", "QEMU, vIOMMU", "total"):
         rep.out("| %s | " % part + " | ".join(
             "%.1f" % split[k][part] for k in order) + " |")
+    rep.out("", "Run by run (µs per cycle; the guest's side, the host "
+            "calls and QEMU's vIOMMU side from the traced cycles, exits "
+            "from the untraced ones). QEMU's vIOMMU side runs the same code "
+            "on every path of a QEMU (no container call in it), so it shows "
+            "how busy the machine was during that guest:", "",
+            "| run | cycle, untraced | KVM exits | guest | host call "
+            "| QEMU, vIOMMU |", "| --- | ---: | ---: | ---: | ---: | ---: |")
+    for k in order:
+        for i, r in enumerate(vp["runs"][k]):
+            sp = viommu_split(r["steps"])
+            rep.out("| %s #%d | %s | %.2f | %.1f | %.1f | %.1f |" % (
+                k, i + 1, us(r["cycle"]), r["exits"].get("exits", 0),
+                sp["guest"], sp["host call"], sp["QEMU, vIOMMU"]))
     rep.out("", "Ratios of the untraced cycle: iommufd/legacy %s%s." % (
         fmt_rv(cyc.get("ours-iommufd"), cyc.get("ours-legacy")),
         ("; ours/%s (iommufd) %s; legacy %s" % (
