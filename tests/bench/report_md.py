@@ -23,9 +23,8 @@ class Markdown:
                  "run took %s (host side, L1 boot included). "
                  "Machine-readable figures: [results.json](results.json)."
                  % (host["date"], fmt_dur(host["elapsed"])), "",
-                 "Everything below was measured in **one boot** of the test "
-                 "bed's L1 guest, both paths on the same kernel, runs "
-                 "interleaved. L1 is emulated with TCG on a shared 2-core "
+                 boots_line(raw) +
+                 "L1 is emulated with TCG on a shared 2-core "
                  "host, so absolute times are slow and noisy; the ratios are "
                  "the figures. Ratios are iommufd over legacy and QEMU over "
                  "the reference program (time, calls or kB): **above 1.00 "
@@ -67,7 +66,7 @@ class Markdown:
                  % env["qemu"],
                  "| L1 load (1/5/15 min) | start %s, end %s |" % (
                      " ".join(raw["l1_loadavg_start"]),
-                     " ".join(raw["l1_loadavg_end"])),
+                     " ".join(raw.get("l1_loadavg_end", ["—"]))),
                  "| tracer | %s (`-f --seccomp-bpf -T`) |" % env["strace"],
                  "| devices | edu (1234:11e8) at %s, vfio-pci |"
                  % ", ".join(env["edu_bdfs"]), "")
@@ -533,3 +532,20 @@ DROP = {
     "VFIO_GROUP_UNSET_CONTAINER": "legacy code as it was (closing the group "
     "unsets it)",
 }
+
+
+def boots_line(raw):
+    """How many boots of L1 the figures come from."""
+    if "boots" not in raw:
+        return ("Everything below was measured in **one boot** of the test "
+                "bed's L1 guest, both paths on the same kernel, runs "
+                "interleaved. ")
+    return ("The figures come from **%d boots** of the test bed's L1 guest "
+            "(L1's timeout ended the first before it reached every part, "
+            "and later boots ran the rest): %s. Within a part "
+            "all paths ran in the same boot, on the same kernel, runs "
+            "interleaved. " % (len(raw["boots"]), "; ".join(
+                "%s (%s, host load %s → %s)" % (
+                    ", ".join(b["parts"]), b["date"],
+                    " ".join(b["host_loadavg"][0]),
+                    " ".join(b["host_loadavg"][1])) for b in raw["boots"])))

@@ -75,7 +75,7 @@ rm -rf "$results"
 mkdir -p "$results" "$docs"
 rc=0
 "$top/tests/testbed/run-l1.sh" --kernel "$kernel" \
-    --mem "${BENCH_L1_MEM:-10G}" --timeout 3000 --results "$results" \
+    --mem "${BENCH_L1_MEM:-10G}" --timeout 4500 --results "$results" \
     --env PYTHONPATH="$pythonpath" \
     --env BENCH_QEMU="$qemu" --env BENCH_REF="$out/ioas-map-ref" \
     --env BENCH_KERNEL="$kernel" --env BENCH_GUEST_DIR="$obj/guest" \
