@@ -60,7 +60,7 @@ QTEST_SKIP := /x86_64/migration/dirty_ring /x86_64/migration/vcpu_dirty_limit \
 .PHONY: all build deps tree export lint checkpatch check check-qtest \
 	check-roundtrip check-parity check-testbed check-watchdog check-series \
 	check-reliability check-asan \
-	check-guest check-mdev testbed-deps demo bench clean
+	check-guest check-mdev check-migration testbed-deps demo bench clean
 
 all: build
 
@@ -118,6 +118,15 @@ check-guest: build testbed-deps
 # sample in L1), on both paths; `make check` runs them with the others.
 check-mdev: build testbed-deps
 	@tests/guest/check.sh $(OBJ) --case mdev $(GUEST_ARGS)
+
+# The migration cases of the guest tier alone (tests/guest/cases_migration*.py),
+# on both paths, with the fault sweeps that `make check` leaves out (about
+# 40 minutes).
+MIGRATION_GROUPS := migration migration-blocked migration-error \
+	migration-untracked migration-hwpt migration-faults
+check-migration: build testbed-deps
+	@GUEST_TIMEOUT=$${GUEST_TIMEOUT:-3600} tests/guest/check.sh $(OBJ) \
+		$(foreach g,$(MIGRATION_GROUPS),--case $(g)) $(GUEST_ARGS)
 
 # The same under AddressSanitizer + UBSan, in build/obj-asan (about 35
 # minutes to build on 2 cores, so not part of check).

@@ -4,43 +4,29 @@ import os
 import re
 import subprocess
 import time
-import uuid
 
-from pylib import procfs
+from pylib import mtty, procfs
 from pylib.check import Fail, check
 from pylib.devices import edu_arg, mdev_arg, path_objects
-from pylib.inguest import guest_dma, guest_edus, insmod, pci_devices
+from pylib.inguest import guest_dma, guest_edus, insmod
 from pylib.l2 import Guest
 from pylib.wait import until
-
-MTTY_TYPE = '/sys/class/mdev_bus/mtty/mdev_supported_types/mtty-2'
 
 
 class MdevCases:
     """The mdev case groups of the guest tier's Tier."""
 
     # Issue 12: mediated devices, the kernel's mtty sample
-    def mdev_create(self):
-        """A dual-port mtty instance in L1: its sysfs directory."""
-        uid = str(uuid.uuid4())
-        with open(MTTY_TYPE + '/create', 'w') as f:
-            f.write(uid)
-        return f'/sys/bus/mdev/devices/{uid}'
-
-    def mdev_remove(self, sysfs):
-        if os.path.exists(sysfs):
-            with open(sysfs + '/remove', 'w') as f:
-                f.write('1')
-
     def case_mdev(self, path):
-        if not os.path.isdir(MTTY_TYPE):
-            self.res.report(f'mdev/{path}', False, f'no {MTTY_TYPE} in L1')
+        if not mtty.available():
+            self.res.report(f'mdev/{path}', False,
+                            f'no {mtty.MTTY_TYPES} in L1')
             return
-        mdev = self.mdev_create()
+        mdev = mtty.create()
         try:
             mdev = self.mdev_cases(path, mdev)
         finally:
-            self.mdev_remove(mdev)
+            mtty.remove(mdev)
 
     def mdev_cases(self, path, mdev):
         # The mdev alone behind a root port (hot-pluggable there) for its
@@ -59,7 +45,7 @@ class MdevCases:
         self.with_guest('mdev', path, g, body)
 
         if not os.path.exists(mdev):
-            mdev = self.mdev_create()
+            mdev = mtty.create()
         host = self.host_edu(path)
         g = Guest(self.args, f'mdev-mixed-{path}', path_objects(path) +
                   mdev_arg(path, mdev, 'mtty0') + edu_arg(path, host, 'edu0'),
@@ -71,13 +57,7 @@ class MdevCases:
 
     def mtty_ports(self, g):
         """The guest's ttys of its mtty device (4348:3253), and its BDF."""
-        bdfs = pci_devices(g, '0x4348:0x3253')
-        check(len(bdfs) == 1, f'one mtty device in the guest: {bdfs}')
-        ttys = g.sh(f'ls /sys/bus/pci/devices/{bdfs[0]}/tty 2>/dev/null || '
-                    f'for t in /sys/class/tty/ttyS*; do '
-                    f'readlink $t/device | grep -q {bdfs[0]} && '
-                    f'basename $t; done; true').split()
-        return bdfs[0], sorted(ttys)
+        return mtty.ports(g)
 
     def serial_round_trip(self, g, tty, msg):
         """Bytes written to @tty come back (mtty loops TX into RX)."""

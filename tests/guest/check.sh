@@ -35,7 +35,7 @@ mask=dma_mask=0xffffffffffffffff
 # in L1.
 export PYTHONPATH="$top/tests:$tree/python"
 exec "$top/tests/testbed/l1_tier.py" guest --groups --kernel "$kernel" --results "$results" \
-    --mem 3G --timeout "${GUEST_TIMEOUT:-1800}" --no-edu --env PYTHONPATH \
+    --mem 3G --timeout "${GUEST_TIMEOUT:-2700}" --no-edu --env PYTHONPATH \
     --qemu-arg -device --qemu-arg "edu,addr=0x10,$mask" \
     --qemu-arg -device --qemu-arg "edu,addr=0x11,$mask" \
     --qemu-arg -device --qemu-arg pcie-root-port,id=rp1,chassis=1,slot=1,addr=0x1c \

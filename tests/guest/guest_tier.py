@@ -27,6 +27,8 @@ import sys
 import tempfile
 
 from cases_mdev import MdevCases
+from cases_migration import MigrationCases
+from cases_migration_faults import MigrationFaultCases
 from cases_plain import PlainCases
 from cases_viommu import ViommuCases
 from cases_vmem import VmemCases
@@ -35,7 +37,8 @@ from harness import Harness
 from pylib.devices import PATHS
 
 
-class Tier(PlainCases, ViommuCases, VmemCases, MdevCases, Harness):
+class Tier(PlainCases, ViommuCases, VmemCases, MdevCases, MigrationCases,
+           MigrationFaultCases, Harness):
     """The guest tier: the harness with every case group."""
 
 
@@ -60,6 +63,8 @@ def main():
     ap.add_argument('--reboots', type=int, default=20)
     ap.add_argument('--cycles', type=int, default=10000)
     ap.add_argument('--mdev-cycles', type=int, default=20)
+    ap.add_argument('--pingpong', type=int, default=10,
+                    help='migrations back and forth in the migration group')
     ap.add_argument('--keep', action='store_true', help='keep the logs')
     ap.add_argument('--verbose', action='store_true',
                     help='the guest kernel logs to its console')
