@@ -31,6 +31,7 @@ import xml.etree.ElementTree as ET
 import cases_confined
 import confined
 from domain import IMAGES, QEMU_LOGS, SOCKDIR, Domain, guest_work
+import cases_migration
 from pylib import procfs
 from pylib.check import Fail, Hang, check
 from pylib.inguest import guest_edus, insmod
@@ -665,6 +666,8 @@ class Tier:
 
     def all(self):
         self.setup()
+        for name, fn in cases_migration.CASES.items():
+            self.run(name, lambda fn=fn: fn(self, sys.modules[__name__]))
         # The cases with managed='no' come last: once a device was used
         # unmanaged, libvirt 12.9 does not return it to its driver after a
         # later managed domain (README).
