@@ -29,9 +29,9 @@ import time
 import xml.etree.ElementTree as ET
 
 import cases_confined
+import cases_migration
 import confined
 from domain import IMAGES, QEMU_LOGS, SOCKDIR, Domain, guest_work
-import cases_migration
 from pylib import procfs
 from pylib.check import Fail, Hang, check
 from pylib.inguest import guest_edus, insmod
