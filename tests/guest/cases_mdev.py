@@ -59,27 +59,13 @@ class MdevCases:
         """The guest's ttys of its mtty device (4348:3253), and its BDF."""
         return mtty.ports(g)
 
-    def serial_round_trip(self, g, tty, msg):
-        """Bytes written to @tty come back (mtty loops TX into RX)."""
-        # Shorter than mtty's 16-byte FIFO: 8250_pci sends it in one go.
-        out = g.sh(f't=/dev/{tty}; stty -F $t raw -echo; rm -f /tmp/rx; '
-                   f'(timeout 8 cat $t > /tmp/rx &); sleep 0.5; '
-                   f'timeout 5 sh -c "printf %s {msg} > $t"; echo "w=$?"; '
-                   f'for i in $(seq 30); do '
-                   f'[ "$(cat /tmp/rx)" = {msg} ] && break; sleep 0.2; '
-                   f'done; cat /tmp/rx', timeout=60)
-        wrote, _, got = out.partition('\n')
-        got = got.rstrip('\n')
-        check(wrote == 'w=0' and got == msg,
-              f'{tty}: sent "{msg}" ({wrote}), read back "{got}"')
-
     def mdev_serial(self, g, path):
         bdf, ttys = self.mtty_ports(g)
         check(len(ttys) == 2, f'two serial ports from 8250_pci: {ttys}')
         irq0 = g.sh(f'cat /sys/bus/pci/devices/{bdf}/irq').strip()
         before = self.irq_count(g, irq0)
         for i, t in enumerate(ttys):
-            self.serial_round_trip(g, t, f'{path[:3]}-port{i}')
+            mtty.round_trip(g, t, f'{path[:3]}-port{i}')
         after = self.irq_count(g, irq0)
         check(after > before, f'the ports took interrupts: {before} -> '
               f'{after}')
@@ -116,7 +102,7 @@ class MdevCases:
         insmod(g, dma_bits=39)
         r = guest_dma(g, edu[0])
         _, ttys = self.mtty_ports(g)
-        self.serial_round_trip(g, ttys[0], f'{path[:3]}-mixed')
+        mtty.round_trip(g, ttys[0], f'{path[:3]}-mixed')
         return (f'{shared}; edu DMA at {r["src"]}/{r["dst"]} ok, serial '
                 f'round trip on {ttys[0]} ok')
 
@@ -156,7 +142,7 @@ class MdevCases:
             bdf, ttys = until(ports, 30, 'the guest did not find the '
                               'plugged mtty', 0.3)
             if i % 5 == 4 or i == n - 1:
-                self.serial_round_trip(g, ttys[0], f'cycle{i}')
+                mtty.round_trip(g, ttys[0], f'cycle{i}')
         g.qmp('device_del', id='mtty0')
         g.wait_event('DEVICE_DELETED', device='mtty0')
         last = g.status()
