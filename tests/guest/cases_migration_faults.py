@@ -229,11 +229,14 @@ class MigrationFaultCases:
         ends = []
         outcomes = []
 
-        def new_end(cls, i, tag):
+        def new_end(cls, tag):
+            """A QEMU on the mtty instance that no other end holds (a
+            cdev opens once)."""
             f = Faulty(self.args.workdir, self.args.faultinject, reqs, fake)
-            g = self.faulty_guest(path, mdevs[i % 2], f'mig-f-{tag}-{path}',
-                                  f, cls)
-            g.fault = f
+            held = [g.mdev for g in ends]
+            sysfs = next(m for m in mdevs if m not in held)
+            g = self.faulty_guest(path, sysfs, f'mig-f-{tag}-{path}', f, cls)
+            g.fault, g.mdev = f, sysfs
             ends.append(g)
             return g.start()
 
@@ -242,7 +245,7 @@ class MigrationFaultCases:
             and what happened."""
             before = src.status()
             seen = len(failed_calls(src))
-            dst = new_end(mig.Incoming, len(ends), tag)
+            dst = new_end(mig.Incoming, tag)
             src.fault.arm(src_arm)
             dst.fault.arm(dst_arm)
             mig.start(src, dst.uri)
@@ -273,7 +276,7 @@ class MigrationFaultCases:
             return home, failed, result
 
         try:
-            cur = new_end(Guest, 0, 'src')
+            cur = new_end(Guest, 'src')
             _, ttys = mtty.ports(cur)
             cur, _, result = attempt(cur, '0 count', '0 count', 'count')
             check(result == 'completed', f'count run: {result}')
