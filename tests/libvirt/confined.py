@@ -6,6 +6,7 @@ Debian guest's domain, with the display's first words."""
 
 import hashlib
 import json
+import os
 import re
 import socket
 import subprocess
@@ -148,10 +149,17 @@ def vnc_socket(dumpxml):
 
 
 def vnc_banner(path, timeout=10):
-    """What a VNC server says first: "RFB 003.008"."""
+    """What a VNC server says first: "RFB 003.008".  @path, in the root
+    as L1 sees it, can be longer than a unix socket address may be (108
+    bytes, reached once libvirt's domain ids have two digits): connect
+    through a descriptor of its directory."""
+    d = os.open(os.path.dirname(path), os.O_PATH)
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
         s.settimeout(timeout)
-        s.connect(path)
+        try:
+            s.connect(f'/proc/self/fd/{d}/{os.path.basename(path)}')
+        finally:
+            os.close(d)
         data = b''
         while not data.endswith(b'\n') and len(data) < 12:
             chunk = s.recv(12 - len(data))
