@@ -9,8 +9,8 @@ reference, and the parallel map above 0.70 of the serial one at 4 GiB
 and more (the target).
 """
 
-from report_fmt import fmt_r, fmt_rv, fmt_s, med, p_faster, ratio, \
-    verdict
+from report_fmt import cell_range, fmt_r, fmt_rv, fmt_s, med, p_faster, \
+    ratio, verdict
 
 KIND_TITLE = {"anon": "anonymous RAM", "hugetlb": "hugetlbfs (2 MiB pages)",
               "prealloc": "anonymous RAM, prealloc=on"}
@@ -432,14 +432,6 @@ def write(rep, png_map, png_init, png_running):
         write_running(rep, png_running)
 
 
-def cell(xs):
-    if not xs:
-        return "—"
-    if len(xs) == 1:
-        return fmt_s(xs[0])
-    return "%s (%s–%s)" % (fmt_s(med(xs)), fmt_s(min(xs)), fmt_s(max(xs)))
-
-
 def write_parallel(rep):
     pm = rep.raw["parallel"]
     R = rep.ratios["parallel"]
@@ -466,8 +458,8 @@ def write_parallel(rep):
     for gib in sorted(pm["runs"], key=int):
         r = pm["runs"][gib]
         rep.out("| %s GiB | %s | %s | %s | %s / %s |" % (
-            gib, cell([x["map"] for x in r["serial"]]),
-            cell([x["map"] for x in r["parallel"]]), fmt_r(R[gib]),
+            gib, cell_range([x["map"] for x in r["serial"]]),
+            cell_range([x["map"] for x in r["parallel"]]), fmt_r(R[gib]),
             r["parallel"][0]["calls"] if r["parallel"] else "—",
             r["serial"][0]["calls"] if r["serial"] else "—"))
     rep.out("", "![map time alone, serial against chunks](%s)" % "parallel-map.png",
@@ -526,7 +518,7 @@ def write_large(rep, png_map, png_init):
                 continue
             rep.out("| map, QEMU %s | %s |" % (
                 VARIANT_TITLE[v].replace("%s", n),
-                " | ".join(cell(values(lg, kind, g, v, "map"))
+                " | ".join(cell_range(values(lg, kind, g, v, "map"))
                            for g in sizes(lg))))
         for k in ("iommufd-n", "iommufd-1", "type1-n", "type1-1"):
             if not any(lg["ref"].get(kind, {}).get(g, {}).get(k)
@@ -534,7 +526,7 @@ def write_large(rep, png_map, png_init):
                 continue
             rep.out("| map, %s | %s |" % (
                 REF_TITLE[k].replace("%s", str(lg["cpus"])),
-                " | ".join(cell(lg["ref"][kind].get(g, {}).get(k, []))
+                " | ".join(cell_range(lg["ref"][kind].get(g, {}).get(k, []))
                            for g in sizes(lg))))
         for v in ("none", "iommufd", "iommufd-serial", "legacy",
                   "upstream"):
@@ -542,7 +534,7 @@ def write_large(rep, png_map, png_init):
                 continue
             rep.out("| exec to init, %s | %s |" % (
                 VARIANT_TITLE[v].replace("%s", n),
-                " | ".join(cell(values(lg, kind, g, v, "ready"))
+                " | ".join(cell_range(values(lg, kind, g, v, "ready"))
                            for g in sizes(lg))))
         r = rep.ratios["large"][kind]
         for key, a, b, what in (
@@ -706,8 +698,9 @@ def write_running(rep, png_running):
             running_values(rn, "legacy", k)
         u = running_values(rn, peer, k) if peer else []
         rep.out("| %s | %s | %s | %s | %s | %s | %s |" % (
-            title, cell(running_values(rn, "none", k)), cell(b), cell(a),
-            cell(u), fmt_rv(a, b), fmt_rv(a, u) if u else "—"))
+            title, cell_range(running_values(rn, "none", k)),
+            cell_range(b), cell_range(a), cell_range(u), fmt_rv(a, b),
+            fmt_rv(a, u) if u else "—"))
     rate = {v: med([r["cycles_per_s"] for r in rn["viommu"][v]])
             for v in ("legacy", "iommufd")}
     dma = {v: m[v]["dma_round_trip"] for v in ("legacy", "iommufd")}
