@@ -9,16 +9,19 @@ import subprocess
 import threading
 import time
 
-from pylib.check import Fail, Hang, check
+from pylib.check import Fail, check
 from pylib.devices import PATHS
 from pylib.l2 import NUDGE_AFTER, NUDGED
-from pylib.tap import Tap, bug, note
+from pylib.tap import Tap, failure, note
 from pylib.vm import ExecuteError
 
 EDU = '1234:11e8'
 MIB = 1 << 20
 # Runs of a case group whose guest stops answering (see Harness.all).
 GROUP_RUNS = 3
+# The failures a case reports by their message (anything else is a bug of
+# the test: pylib.tap.failure).
+EXPECTED = (Fail, ExecuteError, OSError, subprocess.SubprocessError)
 # Case groups that run only when --case names them: the migration fault
 # sweeps (make check-migration) would add 15 minutes to make check.
 ONLY_ASKED = ('migration-faults',)
@@ -79,10 +82,8 @@ class Harness:
         try:
             detail = fn(path)
             self.res.report(name, True, detail)
-        except (Fail, ExecuteError, OSError, subprocess.SubprocessError) as e:
-            self.res.report(name, False, str(e), isinstance(e, Hang))
         except Exception as e:          # pylint: disable=broad-except
-            self.res.report(name, False, bug(e))
+            self.res.report(name, False, *failure(e, EXPECTED))
 
     def sub(self, case, path, fn):
         self.run(case, path, lambda p: fn())
@@ -108,11 +109,8 @@ class Harness:
         try:
             g.start()
             body(g)
-        except (Fail, ExecuteError, OSError) as e:
-            self.res.report(f'{case}/{path}', False, str(e),
-                            isinstance(e, Hang))
         except Exception as e:          # pylint: disable=broad-except
-            self.res.report(f'{case}/{path}', False, bug(e))
+            self.res.report(f'{case}/{path}', False, *failure(e, EXPECTED))
         finally:
             rc = g.quit()
             if rc not in (0, None):

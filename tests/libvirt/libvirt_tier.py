@@ -33,13 +33,13 @@ import cases_migration
 import confined
 from domain import IMAGES, QEMU_LOGS, SOCKDIR, Domain, guest_work
 from pylib import procfs
-from pylib.check import Fail, Hang, check
+from pylib.check import Fail, check
 from pylib.inguest import guest_edus, insmod
 from pylib.iommufd import IOMMU_OPTION_OP_GET, IOMMU_OPTION_OP_SET, \
     ioas_alloc, rlimit_mode
 from pylib.procfs import bind, cdev_of, driver, group_of, memlock_limit, \
     pinners, write
-from pylib.tap import Tap, bug, note
+from pylib.tap import Tap, failure, note
 from pylib.tracelog import find as trace
 from pylib.wait import until
 
@@ -48,6 +48,9 @@ GUEST_MIB = 256
 QEMU_UID = 64055                # libvirt-qemu in Debian
 ROOT = None                     # the trixie root, set by main()
 VERBOSE = False                 # the guest kernel logs to its console
+# The failures a case reports by their message (anything else is a bug of
+# the test: pylib.tap.failure).
+EXPECTED = (Fail, OSError, subprocess.SubprocessError, ValueError, KeyError)
 STOCK_MSG = "Parameter 'qom-type' does not accept value 'iommufd'"
 TRACE = ['iommufd_backend_connect', 'iommufd_backend_alloc_ioas',
          'vfio_iommufd_*', 'vfio_dma_map_chunks*']
@@ -193,11 +196,8 @@ class Tier:
                 detail = fn()
                 self.report(name, True,
                             f'{detail} ({time.monotonic() - start:.0f} s)')
-            except (Fail, OSError, subprocess.SubprocessError, ValueError,
-                    KeyError) as e:
-                self.report(name, False, str(e), isinstance(e, Hang))
             except Exception as e:      # pylint: disable=broad-except
-                self.report(name, False, bug(e))
+                self.report(name, False, *failure(e, EXPECTED))
             finally:
                 self.reset_devices()
         self.tap.rerun_on_hang(name, once, 2)
@@ -206,11 +206,8 @@ class Tier:
         """A result inside a case (the case's domain is still up)."""
         try:
             self.report(name, True, fn())
-        except (Fail, OSError, subprocess.SubprocessError, ValueError,
-                KeyError) as e:
-            self.report(name, False, str(e), isinstance(e, Hang))
         except Exception as e:          # pylint: disable=broad-except
-            self.report(name, False, bug(e))
+            self.report(name, False, *failure(e, EXPECTED))
 
     def with_domain(self, d, body, start=None, clean=(), drv='edu_guest'):
         """Start @d, run body(d), destroy and undefine it, then check that

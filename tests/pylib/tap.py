@@ -18,6 +18,8 @@ import threading
 import time
 import traceback
 
+from pylib.check import Hang
+
 Result = collections.namedtuple('Result', 'name ok detail hang')
 
 
@@ -27,14 +29,18 @@ def note(msg):
         print(f'# {line}', flush=True)
 
 
-def bug(e):
-    """A failure that no case expects (an exception of the test's own
-    code, or of a library under it): its traceback as notes, and a
-    reason that names it, so that it fails its case and not the tier."""
+def failure(e, expected):
+    """What a case that raised @e reports: (reason, whether its guest
+    hung).  An exception of the kinds in @expected gives its message; any
+    other (a bug of the test's own code, or of a library under it) gives
+    its traceback as notes and a reason naming it, so that it fails its
+    case and not the tier."""
+    if isinstance(e, expected):
+        return str(e), isinstance(e, Hang)
     note(''.join(traceback.format_exception(e)).rstrip())
     where = traceback.extract_tb(e.__traceback__)[-1:]
     at = f' at {where[0].filename}:{where[0].lineno}' if where else ''
-    return f'unexpected {type(e).__name__}{at}: {e}'
+    return f'unexpected {type(e).__name__}{at}: {e}', False
 
 
 def one_line(text):
